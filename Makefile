@@ -1,0 +1,83 @@
+# The one task runner for maintainers and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+# Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one.
+SCENARIOS ?= harness docker nordvpn k3s stack recover-sqlite recover-etcd default
+SCENARIO ?=
+SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
+COMPOSE_PLUGIN_DIR ?= /usr/local/lib/docker/cli-plugins
+
+# Prints how long a stage took, so CI logs show where the time goes.
+define timed
+	@start=$$(date +%s); echo "==> $(1)"; \
+	$(MAKE) --no-print-directory $(1); \
+	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
+endef
+
+.PHONY: help setup image lint sanity unit molecule test bench lab lab-destroy build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## Create .venv with the pinned toolchain and install the Compose v2 CLI plugin
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
+	dir=$(COMPOSE_PLUGIN_DIR); mkdir -p "$$dir" 2>/dev/null && [ -w "$$dir" ] || dir=$$HOME/.docker/cli-plugins; \
+	mkdir -p "$$dir"; install -m 0755 "$$plugin" "$$dir/docker-compose"; \
+	echo "docker compose plugin: $$dir/docker-compose"
+
+image: ## Build (or reuse from cache) the systemd test-host image
+	tests/images/build-test-image.sh
+
+lint: ## ansible-lint (production profile) and ruff
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8scode/provision
+	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' | \
+	  xargs -0 -I{} cp --parents -P {} $(SANITY_ROOT)/
+	cd $(SANITY_ROOT) && git init -q && git add -A && \
+	  ansible-test sanity --local --python $$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")') \
+	  --skip-test pylint --skip-test mypy
+
+unit: ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
+	pytest tests/unit
+
+molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
+	@for s in $(or $(SCENARIO),$(SCENARIOS)); do \
+	  start=$$(date +%s); echo "==> molecule test -s $$s"; \
+	  molecule test -s $$s; \
+	  echo "==> molecule $$s took $$(( $$(date +%s) - start ))s"; \
+	done
+
+test: ## Everything CI runs: lint, sanity, unit, molecule
+	$(call timed,lint)
+	$(call timed,sanity)
+	$(call timed,unit)
+	$(call timed,molecule)
+
+bench: ## Benchmarks (print numbers; no assertions)
+	$(BIN)/python bench/wait_latency.py
+
+lab: image ## A throwaway systemd host provisioned by site.yml with offline sources
+	tests/lab/lab.sh up
+
+lab-destroy: ## Remove the lab host
+	tests/lab/lab.sh down
+
+build: ## Build the collection tarball
+	ansible-galaxy collection build --force
+
+clean: ## Remove caches (not .venv)
+	rm -rf .cache tests/output integr8scode-provision-*.tar.gz
