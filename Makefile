@@ -45,11 +45,14 @@ lint: ## ansible-lint (production profile) and ruff
 
 sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8scode/provision
 	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
+	@pip_version=$$(grep -oP "pip='\\K[0-9.]+" $$($(BIN)/python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py); \
+	cache=$$HOME/.ansible/test/cache/get_pip_$${pip_version//./_}.py; \
+	mkdir -p "$$(dirname "$$cache")"; install -m 0644 tests/sanity/get_pip_bootstrap.py "$$cache"
 	git ls-files -z --cached --others --exclude-standard | grep -zv '^collections/' | \
 	  xargs -0 -I{} cp --parents -P {} $(SANITY_ROOT)/
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  ansible-test sanity --local --python $$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")') \
-	  --skip-test pylint --skip-test mypy
+	  --color no
 
 unit: ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
 	pytest tests/unit
