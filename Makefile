@@ -21,7 +21,7 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup image lint sanity unit molecule test bench lab lab-destroy build clean
+.PHONY: help setup image lint sanity unit molecule test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ lab: image ## A throwaway systemd host provisioned by site.yml with offline sour
 
 lab-destroy: ## Remove the lab host
 	tests/lab/lab.sh down
+
+docs: ## Regenerate the README variables section from the roles' argument specs
+	$(BIN)/python tests/docs/render_variables.py --write
 
 build: ## Build the collection tarball
 	ansible-galaxy collection build --force
