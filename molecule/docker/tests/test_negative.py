@@ -1,0 +1,132 @@
+"""Bad input fails the play with an error naming the variable; the host stays as it was.
+
+Each case runs negative.yml (the docker playbook with the offline sources) on
+the converged host with bad extra vars. Afterwards daemon.json and the Compose
+plugin are byte-for-byte the same and the engine still answers.
+"""
+
+import json
+
+import pytest
+
+PLUGIN = "/usr/local/lib/docker/cli-plugins/docker-compose"
+DEBIAN_KEY = "/usr/share/keyrings/debian-archive-bookworm-stable.gpg"
+CLOSED_PORT_REPO = "http://127.0.0.1:9/linux/debian"
+
+
+def snapshot(host):
+    return {
+        "daemon.json": host.file("/etc/docker/daemon.json").sha256sum,
+        "plugin": host.file(PLUGIN).sha256sum,
+        "backups": sorted(host.check_output("ls /etc/docker").split()),
+    }
+
+
+def assert_engine_up(host):
+    assert host.service("docker").is_running
+    assert host.run("docker info --format '{{.ServerVersion}}'").rc == 0
+
+
+def run_bad(ansible_playbook, extra: dict):
+    run = ansible_playbook("negative.yml", "-e", json.dumps(extra))
+    assert run.returncode != 0, f"play succeeded with {extra}:\n{run.output[-2000:]}"
+    return run
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"docker_install_source": "bogus"}, ["docker_install_source", "bogus"]),
+        ({"docker_daemon_options": {"no-such-option": True}}, ["docker_daemon_options", "no-such-option"]),
+        ({"docker_daemon_options": {"log-opts": {"max-file": 3}}}, ["docker_daemon_options", "log-opts"]),
+        (
+            {"docker_address_pools": [{"base": "10.40.0.0/14", "size": 24}]},
+            ["docker_address_pools", "10.40.0.0/14 overlaps 10.42.0.0/16"],
+        ),
+        ({"docker_address_pools_avoid": ["172.21.0.0/16"]}, ["172.20.0.0/14 overlaps 172.21.0.0/16"]),
+        ({"docker_address_pools": [{"base": "172.20.0.0/14", "size": 12}]}, ["docker_address_pools", "/12"]),
+        ({"docker_compose_plugin_src": "/nonexistent/docker-compose"}, ["docker_compose_plugin_src", "not a file"]),
+        ({"docker_users": ["Bad User"]}, ["docker_users", "Bad User"]),
+    ],
+    ids=["install-source", "unknown-key", "log-opt-type", "k3s-overlap", "user-avoid", "pool-size", "src", "users"],
+)
+def test_bad_input_fails_before_changing_anything(host, ansible_playbook, extra, expected):
+    before = snapshot(host)
+    run = run_bad(ansible_playbook, extra)
+    for text in expected:
+        assert text in run.output, f"{text!r} missing from the error:\n{run.output[-2000:]}"
+    assert run.total("changed") == 0, run.changed_tasks()
+    assert snapshot(host) == before
+    assert_engine_up(host)
+
+
+def test_option_the_engine_rejects_restores_previous_daemon_json(host, ansible_playbook):
+    """A key dockerd 20.10 does not know (added in Engine 28) passes the role's key list; dockerd refuses it."""
+    before = snapshot(host)
+    run = run_bad(ansible_playbook, {"docker_daemon_options": {"firewall-backend": "iptables"}})
+    assert "docker_daemon_options" in run.output, run.output[-2000:]
+    assert "previous" in run.output, run.output[-2000:]
+    after = snapshot(host)
+    assert after["daemon.json"] == before["daemon.json"]
+    assert after["plugin"] == before["plugin"]
+    assert json.loads(host.file("/etc/docker/daemon.json").content_string).get("firewall-backend") is None
+    assert_engine_up(host)
+
+
+def test_checksum_mismatch_keeps_the_plugin(host, ansible_playbook):
+    before = snapshot(host)
+    run = run_bad(
+        ansible_playbook,
+        {
+            "docker_compose_plugin_src": "",
+            "docker_compose_plugin_url": "file:///usr/bin/true",
+            "docker_compose_plugin_sha256": "0" * 64,
+        },
+    )
+    assert "docker_compose_plugin_sha256" in run.output, run.output[-2000:]
+    assert "did not match" in run.output or "checksum" in run.output.lower(), run.output[-2000:]
+    assert snapshot(host) == before
+    assert host.run("docker compose version").rc == 0
+    assert_engine_up(host)
+
+
+def test_docker_repository_key_and_reachability(host, ansible_playbook):
+    """docker source offline: a key with the wrong fingerprint, then an unreachable repository.
+
+    download.docker.com is unreachable here, so the key comes from a file:// URL
+    (Debian's own archive key) and the repository is a closed loopback port.
+    Neither failure may leave the key or the .sources file behind.
+    """
+    docker_source = {
+        "docker_install_source": "docker",
+        "docker_apt_key_url": f"file://{DEBIAN_KEY}",
+        "docker_apt_repository_url": CLOSED_PORT_REPO,
+    }
+    run = run_bad(ansible_playbook, docker_source)
+    assert not host.file("/etc/apt/keyrings/docker.asc").exists
+    assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
+
+    # The role installed gpg for the check above; read the key's real fingerprint with it.
+    colons = host.check_output(
+        f"home=$(mktemp -d) && gpg --batch --homedir $home --show-keys --with-colons {DEBIAN_KEY}; rm -rf $home"
+    ).splitlines()
+    fingerprint = next(line.split(":")[9] for line in colons if line.startswith("fpr:"))
+    # The error names the variable, the expected and the actual fingerprint: the key was really read.
+    message = " ".join(run.output.split())
+    assert "docker_apt_key_fingerprint" in message, run.output[-2000:]
+    assert f"primary fingerprint(s) {fingerprint}, not docker_apt_key_fingerprint" in message, run.output[-2000:]
+    assert "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in message
+    run = run_bad(ansible_playbook, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
+    assert "docker_apt_repository_url" in run.output, run.output[-2000:]
+    assert CLOSED_PORT_REPO in run.output
+    assert not host.file("/etc/apt/keyrings/docker.asc").exists
+    assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
+    assert_engine_up(host)
+
+
+def test_host_is_still_converged(host, ansible_playbook):
+    """After every failure above, the good input converges with zero changes."""
+    run = ansible_playbook("converge.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.total("changed") == 0, run.changed_tasks()
+    assert_engine_up(host)

@@ -1,0 +1,104 @@
+"""The k3s stand-in under systemd: unit settings, readiness, and the crash loop after an IP change.
+
+Tests run in file order; the IP-change test goes last and restores the network
+and a healthy k3s in its finalizer. All traffic stays inside the test host.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+NEW_ADDR = "10.77.0.5/24"
+# Bounded polling loops run inside the test host; they wait for a state, they
+# do not assert how long it took.
+POLL = "for i in $(seq 1 {n}); do {cond} && exit 0; sleep 0.5; done; exit 1"
+
+
+def show(host, *props: str) -> dict[str, str]:
+    out = host.check_output("systemctl show k3s " + " ".join(f"-p {p}" for p in props))
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def test_check_mode_changes_nothing(converge_in_check_mode):
+    run = converge_in_check_mode
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.recap, "no PLAY RECAP found in check-mode output"
+    assert run.total("changed") == 0, f"changed in check mode: {run.changed_tasks()}"
+
+
+def test_unit_has_install_script_settings(host):
+    props = show(
+        host, "Type", "Restart", "RestartUSec", "KillMode", "Delegate", "TimeoutStartUSec", "LimitNOFILE", "ExecStart"
+    )
+    assert props["Type"] == "notify"
+    assert props["Restart"] == "always"
+    assert props["RestartUSec"] == "5s"
+    assert props["KillMode"] == "process"
+    assert props["Delegate"] == "yes"
+    assert props["TimeoutStartUSec"] == "infinity"
+    assert props["LimitNOFILE"] == "1048576"
+    assert "path=/usr/local/bin/k3s ; argv[]=/usr/local/bin/k3s server ;" in props["ExecStart"]
+
+
+def test_binary_version_and_symlinks(host):
+    assert host.check_output("/usr/local/bin/k3s --version").startswith("k3s version v1.32.11+k3s1 (")
+    assert host.file("/usr/local/bin/k3s").linked_to == "/usr/local/bin/k3s-v1.32.11+k3s1"
+    assert host.file("/usr/local/bin/kubectl").linked_to == "/usr/local/bin/k3s-v1.32.11+k3s1"
+
+
+def test_start_returns_only_once_the_api_serves(host):
+    # No retry after `systemctl start`: with Type=notify it returns after READY=1,
+    # so the very first request must be answered.
+    cmd = host.run("systemctl stop k3s && systemctl start k3s && curl -sfk https://127.0.0.1:6443/readyz")
+    assert cmd.rc == 0, cmd.stderr
+    assert cmd.stdout == "ok"
+    assert host.service("k3s").is_running
+    kubeconfig = host.file("/etc/rancher/k3s/k3s.yaml")
+    assert kubeconfig.mode == 0o600
+    assert "server: https://127.0.0.1:6443" in kubeconfig.content_string
+
+
+def test_node_is_ready_on_the_node_ip(host):
+    node_ip = re.search(r"^node-ip: (\S+)$", host.file("/etc/rancher/k3s/config.yaml").content_string, re.M).group(1)
+    wide = host.check_output("kubectl get nodes -o wide")
+    row = wide.splitlines()[1].split()
+    assert row[1] == "Ready"
+    assert row[5] == node_ip
+
+
+@pytest.fixture
+def moved_ip(host):
+    """Move eth0 to NEW_ADDR (deleting the old address), restore everything afterwards."""
+    old = host.check_output("ip -4 -o addr show dev eth0 | awk '{print $4}' | head -n1")
+    gateway = host.check_output("ip -4 route show default | awk '{print $3}' | head -n1")
+    assert old and gateway, "eth0 has no IPv4 address or default route"
+    host.run_expect([0], f"ip addr add {NEW_ADDR} dev eth0 && ip addr del {old} dev eth0")
+    yield old
+    host.run(f"ip addr add {old} dev eth0")
+    host.run(f"ip route replace default via {gateway} dev eth0")
+    host.run(f"ip addr del {NEW_ADDR} dev eth0")
+    host.run("systemctl reset-failed k3s; systemctl restart k3s")
+
+
+def test_ip_change_then_restart_crash_loops(host, moved_ip):
+    before = int(show(host, "NRestarts")["NRestarts"])
+    host.run_expect([0], "systemctl restart k3s")
+    # k3s comes up, then dies on the node IP it can no longer find; Restart=always loops.
+    looping = host.run(POLL.format(n=120, cond="systemctl status k3s --no-pager | grep -q 'activating (auto-restart)'"))
+    status = host.run("systemctl status k3s --no-pager").stdout
+    assert looping.rc == 0, status
+    assert "status=1/FAILURE" in status
+    grown = host.run(POLL.format(n=120, cond=f"[ $(systemctl show k3s -p NRestarts --value) -gt {before} ]"))
+    assert grown.rc == 0, show(host, "NRestarts", "ActiveState", "SubState")
+    journal = host.check_output("journalctl -u k3s --no-pager -o cat")
+    assert "failed to find interface with specified node ip" in journal
+    assert "level=fatal" in journal
+
+
+def test_restored_ip_makes_k3s_healthy_again(host):
+    # Runs after the IP-change finalizer put the old address back and restarted k3s.
+    ready = host.run(POLL.format(n=120, cond="curl -sfk https://127.0.0.1:6443/readyz >/dev/null"))
+    assert ready.rc == 0, host.run("systemctl status k3s --no-pager").stdout
+    assert show(host, "ActiveState")["ActiveState"] == "active"

@@ -1,0 +1,273 @@
+"""Role `k3s` with the k3s stand-in: install, config, API, kubeconfigs, airgap, upgrade, refusals.
+
+The tests run in file order: the last ones change versions and end on the
+converged state (version B, URL path) again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+A = "v1.32.10+k3s1"
+B = "v1.32.11+k3s1"
+ROLE = "integr8scode.provision.k3s : "
+BUILD = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp/i8c-k3s-release")) / "k3s-release"
+FETCHED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "kubeconfig-k3s.yaml"
+
+
+def flat(output: str) -> str:
+    """The output with line wrapping undone (the yaml callback folds long messages)."""
+    return " ".join(output.split())
+
+
+def node_ip(host) -> str:
+    route = host.run("ip -4 -o route get 1.1.1.1").stdout.split()
+    return route[route.index("src") + 1]
+
+
+def main_pid(host) -> str:
+    return host.run("systemctl show -p MainPID --value k3s.service").stdout.strip()
+
+
+def starts(host) -> int:
+    """How often systemd has started k3s.service (each start logs one 'Started' line)."""
+    out = host.run("journalctl -u k3s.service -o cat --no-pager").stdout
+    return sum(1 for line in out.splitlines() if line.startswith("Started k3s.service"))
+
+
+def release_sha(version: str) -> str:
+    for line in (BUILD / version / "sha256sum-amd64.txt").read_text().splitlines():
+        digest, name = line.split()
+        if name == "k3s":
+            return digest
+    raise AssertionError(f"no k3s line in the {version} sums file")
+
+
+def test_service_is_active_and_enabled(host):
+    service = host.service("k3s")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_unit_has_the_install_scripts_settings(host):
+    unit = host.file("/etc/systemd/system/k3s.service").content_string
+    for line in (
+        "Type=notify",
+        "Restart=always",
+        "RestartSec=5s",
+        "KillMode=process",
+        "Delegate=yes",
+        "TimeoutStartSec=0",
+        "LimitNOFILE=1048576",
+        "EnvironmentFile=-/etc/systemd/system/k3s.service.env",
+        "ExecStart=/usr/local/bin/k3s server",
+    ):
+        assert line in unit.splitlines(), line
+    env = host.file("/etc/systemd/system/k3s.service.env")
+    assert env.mode == 0o600
+
+
+def test_config_yaml_keys(host):
+    config_file = host.file("/etc/rancher/k3s/config.yaml")
+    assert config_file.mode == 0o600
+    text = config_file.content_string
+    ip = node_ip(host)
+    # cert-generator greps a top-level scalar line.
+    assert f"node-ip: {ip}" in text.splitlines()
+    config = yaml.safe_load(text)
+    assert config["node-ip"] == ip
+    assert config["flannel-iface"] == "eth0"
+    assert config["bind-address"] == "0.0.0.0"
+    assert "host.docker.internal" in config["tls-san"]
+    assert ip in config["tls-san"]
+    assert config["disable"] == ["traefik"]
+    assert config["write-kubeconfig-mode"] == "0600"
+    assert "cluster-init" not in config
+
+
+def test_node_is_ready_at_the_node_ip_via_the_api(host):
+    result = host.run("kubectl get nodes -o json")
+    assert result.rc == 0, result.stderr
+    nodes = json.loads(result.stdout)["items"]
+    assert len(nodes) == 1
+    addresses = {a["type"]: a["address"] for a in nodes[0]["status"]["addresses"]}
+    assert addresses["InternalIP"] == node_ip(host)
+    ready = [c for c in nodes[0]["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready and ready[0]["status"] == "True"
+
+
+def test_binary_and_symlinks(host):
+    link = host.file("/usr/local/bin/k3s")
+    assert link.is_symlink
+    assert link.linked_to == f"/usr/local/bin/k3s-{B}"
+    assert host.file(f"/usr/local/bin/k3s-{B}").mode == 0o755
+    assert host.file(f"/usr/local/bin/k3s-{B}").sha256sum == release_sha(B)
+    for tool in ("kubectl", "crictl", "ctr"):
+        tool_link = host.file(f"/usr/local/bin/{tool}")
+        assert tool_link.is_symlink, tool
+        assert host.run(f"readlink /usr/local/bin/{tool}").stdout.strip() == "/usr/local/bin/k3s"
+    assert host.run("k3s --version").stdout.startswith(f"k3s version {B} ")
+
+
+def test_kubeconfigs(host):
+    admin = host.file("/etc/rancher/k3s/k3s.yaml")
+    assert admin.mode == 0o600
+    user = host.file("/home/i8c-operator/.kube/config")
+    assert user.mode == 0o600
+    assert user.user == "i8c-operator"
+    assert host.file("/home/i8c-operator/.kube").mode == 0o700
+    assert user.content_string == admin.content_string
+    as_user = host.run("sudo -u i8c-operator -H kubectl --kubeconfig /home/i8c-operator/.kube/config get nodes -o name")
+    assert as_user.rc == 0, as_user.stderr
+    assert FETCHED.stat().st_mode & 0o777 == 0o600
+    fetched = yaml.safe_load(FETCHED.read_text())
+    assert fetched["clusters"][0]["cluster"]["server"] == f"https://{node_ip(host)}:6443"
+
+
+def test_check_mode_changes_nothing(host, converge_in_check_mode):
+    # `host` keeps this test in file order (testinfra groups host-parametrized tests).
+    assert host.service("k3s").is_running
+    run = converge_in_check_mode
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.recap, "no PLAY RECAP in check-mode output"
+    assert run.total("changed") == 0, f"changed in check mode: {run.changed_tasks()}"
+
+
+def test_node_ip_not_on_the_host_fails_before_config_changes(host, ansible_playbook):
+    config_before = host.file("/etc/rancher/k3s/config.yaml").sha256sum
+    pid_before = main_pid(host)
+    run = ansible_playbook("converge.yml", "-e", "k3s_node_ip=10.99.99.99")
+    assert run.returncode != 0
+    assert "k3s_node_ip 10.99.99.99 is not an IPv4 address assigned on this host" in flat(run.output)
+    assert run.total("changed") == 0
+    assert host.file("/etc/rancher/k3s/config.yaml").sha256sum == config_before
+    assert main_pid(host) == pid_before
+
+
+def test_node_interface_selects_the_same_address(ansible_playbook):
+    run = ansible_playbook("converge.yml", "-e", "k3s_node_interface=eth0")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.total("changed") == 0, run.changed_tasks()
+
+
+def test_unknown_flannel_iface_fails_before_config_changes(host, ansible_playbook):
+    config_before = host.file("/etc/rancher/k3s/config.yaml").sha256sum
+    run = ansible_playbook("converge.yml", "-e", "k3s_flannel_iface=nope0")
+    assert run.returncode != 0
+    assert "k3s_flannel_iface 'nope0' is not an interface of this host" in flat(run.output)
+    assert run.total("changed") == 0
+    assert host.file("/etc/rancher/k3s/config.yaml").sha256sum == config_before
+
+
+def test_downgrade_is_refused_without_k3s_allow_downgrade(host, ansible_playbook):
+    run = ansible_playbook("converge.yml", "-e", f"k3s_version={A}")
+    assert run.returncode != 0
+    assert f"k3s_version {A} is older than the installed {B}" in flat(run.output)
+    assert run.total("changed") == 0
+    assert host.file("/usr/local/bin/k3s").linked_to == f"/usr/local/bin/k3s-{B}"
+    assert not host.file(f"/usr/local/bin/k3s-{A}").exists
+
+
+@pytest.mark.parametrize("how", ["k3s_sha256", "release sums file"])
+def test_bad_checksum_fails_before_anything_is_replaced(host, ansible_playbook, how):
+    sums = f"/srv/k3s-release/{A}/sha256sum-amd64.txt"
+    args = ["-e", f"k3s_version={A}", "-e", "k3s_allow_downgrade=true"]
+    if how == "k3s_sha256":
+        args += ["-e", "k3s_sha256=" + "0" * 64]
+    else:
+        assert host.run(f"cp {sums} {sums}.orig && sed -i 's/^[0-9a-f]\\{{4\\}}/0000/' {sums}").rc == 0
+    pid_before = main_pid(host)
+    try:
+        run = ansible_playbook("converge.yml", *args)
+    finally:
+        if how != "k3s_sha256":
+            host.run(f"mv {sums}.orig {sums}")
+    assert run.returncode != 0
+    assert f"Could not install k3s {A}" in flat(run.output)
+    assert "did not match" in flat(run.output) or "checksum" in flat(run.output).lower()
+    assert not host.file(f"/usr/local/bin/k3s-{A}").exists
+    assert host.file("/usr/local/bin/k3s").linked_to == f"/usr/local/bin/k3s-{B}"
+    assert main_pid(host) == pid_before
+
+
+def test_airgap_install_of_a_forced_downgrade(host, ansible_playbook):
+    images = BUILD / A / "k3s-airgap-images-amd64.tar.gz"
+    run = ansible_playbook(
+        "converge.yml",
+        "-e",
+        f"k3s_version={A}",
+        "-e",
+        "k3s_allow_downgrade=true",
+        "-e",
+        f"k3s_airgap_binary_src={BUILD / A / 'k3s'}",
+        "-e",
+        f"k3s_sha256={release_sha(A)}",
+        "-e",
+        f"k3s_airgap_images_src={images}",
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    assert host.file("/usr/local/bin/k3s").linked_to == f"/usr/local/bin/k3s-{A}"
+    assert host.file(f"/usr/local/bin/k3s-{A}").sha256sum == release_sha(A)
+    image_copy = host.file(f"/var/lib/rancher/k3s/agent/images/{images.name}")
+    assert image_copy.exists
+    assert image_copy.mode == 0o644
+    assert host.run("k3s --version").stdout.startswith(f"k3s version {A} ")
+    # The old version stays beside the new one until uninstall.
+    assert host.file(f"/usr/local/bin/k3s-{B}").exists
+
+
+def test_airgap_binary_with_a_wrong_k3s_sha256_is_refused(host, ansible_playbook):
+    run = ansible_playbook(
+        "converge.yml",
+        "-e",
+        f"k3s_version={B}",
+        "-e",
+        f"k3s_airgap_binary_src={BUILD / A / 'k3s'}",
+        "-e",
+        f"k3s_sha256={release_sha(B)}",
+    )
+    assert run.returncode != 0
+    assert "not k3s_sha256" in flat(run.output)
+    assert host.file("/usr/local/bin/k3s").linked_to == f"/usr/local/bin/k3s-{A}"
+
+
+def test_upgrade_a_to_b_downloads_flips_the_symlink_and_restarts_once(host, ansible_playbook):
+    # B is downloaded again through the URL path (it was installed by converge).
+    assert host.run(f"rm /usr/local/bin/k3s-{B}").rc == 0
+    starts_before = starts(host)
+    assert starts_before > 0, "no 'Started k3s.service' lines in the journal"
+    run = ansible_playbook("converge.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    changed = run.changed_tasks()
+    assert ROLE + f"Download the binary to /usr/local/bin/k3s-{B}" in changed
+    assert ROLE + f"Point the k3s symlink at /usr/local/bin/k3s-{B}" in changed
+    assert starts(host) == starts_before + 1
+    assert host.file("/usr/local/bin/k3s").linked_to == f"/usr/local/bin/k3s-{B}"
+    assert host.file(f"/usr/local/bin/k3s-{B}").sha256sum == release_sha(B)
+    assert host.run("k3s --version").stdout.startswith(f"k3s version {B} ")
+    again = ansible_playbook("converge.yml")
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.total("changed") == 0, again.changed_tasks()
+    assert starts(host) == starts_before + 1
+
+
+def test_state_absent_uninstalls_but_keeps_data(host, ansible_playbook):
+    run = ansible_playbook("converge.yml", "-e", "k3s_state=absent")
+    assert run.returncode == 0, run.output[-3000:]
+    assert not host.service("k3s").is_running
+    for path in ("/etc/systemd/system/k3s.service", "/usr/local/bin/k3s", f"/usr/local/bin/k3s-{A}"):
+        assert not host.file(path).exists, path
+    assert not host.file(f"/usr/local/bin/k3s-{B}").exists
+    for tool in ("kubectl", "crictl", "ctr"):
+        assert not host.file(f"/usr/local/bin/{tool}").exists, tool
+    # Data and configuration stay without k3s_uninstall_data.
+    assert host.file("/etc/rancher/k3s/config.yaml").exists
+    assert host.file("/var/lib/rancher/k3s/server").is_directory
+    again = ansible_playbook("converge.yml", "-e", "k3s_state=absent")
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.total("changed") == 0, again.changed_tasks()

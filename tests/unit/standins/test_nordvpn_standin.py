@@ -1,0 +1,205 @@
+"""The NordVPN client stand-in behaves like the real client where our role touches it.
+
+Every expected message below is the real client's (NordSecurity/nordvpn-linux,
+cli/messages.go, cli/cli.go, internal/errors.go); the stand-in's header cites them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+STANDIN_DIR = Path(__file__).resolve().parents[2] / "standins" / "nordvpn"
+
+
+class NordVPN:
+    def __init__(self, tmp: Path):
+        self.dir = tmp
+        self.sock = tmp / "run" / "nordvpnd.sock"
+        self.state = tmp / "lib" / "standin-settings.json"
+        self.env = dict(
+            os.environ,
+            NORDVPN_STANDIN=str(STANDIN_DIR / "nordvpn_standin.py"),
+            NORDVPND_SOCKET=str(self.sock),
+            NORDVPND_STATE=str(self.state),
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([str(STANDIN_DIR / "nordvpnd")], env=self.env, stdout=subprocess.PIPE, text=True)
+        # The daemon prints one line once it listens.
+        line = self.proc.stdout.readline()
+        assert "listening on" in line, line
+        assert self.sock.is_socket()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc.stdout.close()
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(STANDIN_DIR / "nordvpn"), *args], env=self.env, capture_output=True, text=True, check=False, timeout=30
+        )
+
+
+@pytest.fixture
+def nordvpn(tmp_path):
+    client = NordVPN(tmp_path)
+    client.start()
+    yield client
+    client.stop()
+
+
+def settings_lines(client: NordVPN) -> list[str]:
+    result = client.run("settings")
+    assert result.returncode == 0, result.stdout
+    return result.stdout.splitlines()
+
+
+def test_settings_prints_key_value_lines_with_lan_discovery(nordvpn):
+    lines = settings_lines(nordvpn)
+    assert "LAN Discovery: disabled" in lines
+    assert lines[0] == "Technology: NORDLYNX"
+    assert all(": " in line for line in lines), lines
+    assert not any(line.startswith("Allowlisted") for line in lines)
+
+
+@pytest.mark.parametrize("word", ["enabled", "enable", "on", "true", "1", "ON", "True"])
+def test_set_lan_discovery_accepts_every_true_spelling(nordvpn, word):
+    result = nordvpn.run("set", "lan-discovery", word)
+    assert result.returncode == 0
+    assert result.stdout == "LAN Discovery has been successfully set to 'enabled'.\n"
+    assert "LAN Discovery: enabled" in settings_lines(nordvpn)
+
+
+@pytest.mark.parametrize("word", ["disabled", "disable", "off", "false", "0"])
+def test_set_lan_discovery_accepts_every_false_spelling(nordvpn, word):
+    assert nordvpn.run("set", "lan-discovery", "on").returncode == 0
+    result = nordvpn.run("set", "lan-discovery", word)
+    assert result.returncode == 0
+    assert result.stdout == "LAN Discovery has been successfully set to 'disabled'.\n"
+    assert "LAN Discovery: disabled" in settings_lines(nordvpn)
+
+
+def test_setting_the_same_value_again_is_an_error_with_the_clients_message(nordvpn):
+    assert nordvpn.run("set", "lan-discovery", "enabled").returncode == 0
+    again = nordvpn.run("set", "lan-discovery", "on")
+    assert again.returncode == 1
+    assert again.stdout == "LAN discovery is already set to enabled.\n"
+    off = nordvpn.run("set", "lan-discovery", "disabled")
+    assert off.returncode == 0
+    assert nordvpn.run("set", "lan-discovery", "off").stdout == "LAN discovery is already set to disabled.\n"
+
+
+def test_bad_value_and_argument_count_are_refused(nordvpn):
+    bad = nordvpn.run("set", "lan-discovery", "maybe")
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("The command you entered is not valid. Run 'nordvpn set lan-discovery --help'")
+    missing = nordvpn.run("set", "lan-discovery")
+    assert missing.returncode == 1
+    assert "incorrect number of arguments" in missing.stdout
+    assert "LAN Discovery: disabled" in settings_lines(nordvpn)
+
+
+def test_allowlist_subnets_are_listed_tab_indented_after_the_settings(nordvpn):
+    add = nordvpn.run("allowlist", "add", "subnet", "10.42.0.0/16")
+    assert add.returncode == 0
+    assert add.stdout == "Subnet 10.42.0.0/16 has been successfully added to the allowlist.\n"
+    assert nordvpn.run("whitelist", "add", "subnet", "8.8.8.0/24").returncode == 0
+    lines = settings_lines(nordvpn)
+    index = lines.index("Allowlisted subnets:")
+    assert lines[index + 1 :] == ["\t10.42.0.0/16", "\t8.8.8.0/24"]
+
+
+def test_allowlist_add_twice_and_remove_missing_fail(nordvpn):
+    assert nordvpn.run("allowlist", "add", "subnet", "10.43.0.0/16").returncode == 0
+    again = nordvpn.run("allowlist", "add", "subnet", "10.43.0.0/16")
+    assert (again.returncode, again.stdout) == (1, "Subnet 10.43.0.0/16 is already on the allowlist.\n")
+    removed = nordvpn.run("allowlist", "remove", "subnet", "10.43.0.0/16")
+    assert (removed.returncode, removed.stdout) == (0, "Subnet 10.43.0.0/16 has been deleted from the allowlist.\n")
+    missing = nordvpn.run("allowlist", "remove", "subnet", "10.43.0.0/16")
+    assert (missing.returncode, missing.stdout) == (1, "Subnet 10.43.0.0/16 is not on the allowlist.\n")
+
+
+def test_allowlist_rejects_an_invalid_cidr(nordvpn):
+    result = nordvpn.run("allowlist", "add", "subnet", "10.42.0.0")
+    assert result.returncode == 1
+    assert "The command you entered is not valid" in result.stdout
+
+
+def test_private_subnets_are_refused_while_lan_discovery_is_on(nordvpn):
+    assert nordvpn.run("set", "lan-discovery", "on").returncode == 0
+    private = nordvpn.run("allowlist", "add", "subnet", "192.168.5.0/24")
+    assert private.returncode == 1
+    assert private.stdout == (
+        "Allowlisting a private subnet is not available while local network discovery is turned on.\n"
+    )
+    assert nordvpn.run("allowlist", "add", "subnet", "8.8.8.0/24").returncode == 0
+
+
+def test_enabling_lan_discovery_drops_private_subnets_from_the_allowlist(nordvpn):
+    for subnet in ("10.42.0.0/16", "169.254.0.0/16", "8.8.8.0/24"):
+        assert nordvpn.run("allowlist", "add", "subnet", subnet).returncode == 0
+    result = nordvpn.run("set", "lan-discovery", "enabled")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "Turning on local network discovery will remove your private subnets from the allowlist.",
+        "LAN Discovery has been successfully set to 'enabled'.",
+    ]
+    lines = settings_lines(nordvpn)
+    assert lines[lines.index("Allowlisted subnets:") + 1 :] == ["\t8.8.8.0/24"]
+
+
+def test_state_survives_a_daemon_restart_and_is_private(nordvpn):
+    assert nordvpn.run("set", "lan-discovery", "on").returncode == 0
+    nordvpn.stop()
+    nordvpn.start()
+    assert "LAN Discovery: enabled" in settings_lines(nordvpn)
+    assert stat.S_IMODE(nordvpn.state.stat().st_mode) == 0o600
+
+
+def test_daemon_not_running_reports_the_missing_socket(tmp_path):
+    client = NordVPN(tmp_path)
+    for args in (("settings",), ("set", "lan-discovery", "on"), ("allowlist", "add", "subnet", "10.42.0.0/16")):
+        result = client.run(*args)
+        assert result.returncode == 1
+        assert result.stdout.splitlines()[0] == (
+            f"Couldn't find {client.sock}. To fix the issue, you may need to reinstall the app."
+        )
+        assert "The NordVPN background service isn't running." in result.stdout
+        assert "systemctl enable --now nordvpnd" in result.stdout
+    assert not client.state.exists()
+
+
+def test_stopped_daemon_removes_its_socket(nordvpn):
+    nordvpn.stop()
+    assert not nordvpn.sock.exists()
+    assert nordvpn.run("settings").returncode == 1
+
+
+def test_socket_without_a_listener_cannot_reach_the_daemon(tmp_path):
+    client = NordVPN(tmp_path)
+    client.sock.parent.mkdir(parents=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(client.sock))
+    stale.close()
+    result = client.run("settings")
+    assert (result.returncode, result.stdout) == (1, "We couldn't reach System Daemon.\n")
+
+
+def test_unknown_command_fails(nordvpn):
+    result = nordvpn.run("teleport")
+    assert (result.returncode, result.stdout) == (1, "Command 'teleport' doesn't exist.\n")
+
+
+def test_version_flag_answers_without_the_daemon(tmp_path):
+    result = NordVPN(tmp_path).run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("NordVPN Version ")
