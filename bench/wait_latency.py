@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Detection latency of the wait modules versus the patterns they replace (prints numbers, asserts nothing).
 
 Readiness flips at a random moment in each trial; the latency is the time from the flip to the

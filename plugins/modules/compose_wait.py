@@ -79,7 +79,7 @@ extends_documentation_fragment:
 requirements:
   - docker (Python SDK, Debian C(python3-docker) 5.0.3 or later)
 author:
-  - integr8scode.provision maintainers
+  - integr8scode.provision maintainers (@integr8scode)
 notes:
   - Besides polling, the module listens to Docker events of the project and probes again as soon
     as a container changes state, so readiness is noticed within milliseconds.
@@ -87,9 +87,11 @@ notes:
     C(community.docker.docker_compose_v2) with C(wait=false)) first.
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The wait is skipped in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

@@ -58,12 +58,14 @@ requirements:
   - kubernetes (Python client, Debian C(python3-kubernetes) 22.6 or later)
   - PyYAML
 author:
-  - integr8scode.provision maintainers
+  - integr8scode.provision maintainers (@integr8scode)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The wait is skipped in check mode (the kubeconfig is not even read).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

@@ -10,7 +10,11 @@ import json
 import pytest
 
 PLUGIN = "/usr/local/lib/docker/cli-plugins/docker-compose"
-DEBIAN_KEY = "/usr/share/keyrings/debian-archive-bookworm-stable.gpg"
+# A real OpenPGP key file the test host has: the distribution's own archive key.
+ARCHIVE_KEYS = (
+    "/usr/share/keyrings/debian-archive-bookworm-stable.gpg",
+    "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+)
 CLOSED_PORT_REPO = "http://127.0.0.1:9/linux/debian"
 
 
@@ -97,24 +101,28 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook):
     (Debian's own archive key) and the repository is a closed loopback port.
     Neither failure may leave the key or the .sources file behind.
     """
+    archive_key = next(path for path in ARCHIVE_KEYS if host.file(path).exists)
     docker_source = {
         "docker_install_source": "docker",
-        "docker_apt_key_url": f"file://{DEBIAN_KEY}",
+        "docker_apt_key_url": f"file://{archive_key}",
         "docker_apt_repository_url": CLOSED_PORT_REPO,
     }
     run = run_bad(ansible_playbook, docker_source)
     assert not host.file("/etc/apt/keyrings/docker.asc").exists
     assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
 
-    # The role installed gpg for the check above; read the key's real fingerprint with it.
+    # The role installed gpg for the check above; read the keys' real primary fingerprints with it.
     colons = host.check_output(
-        f"home=$(mktemp -d) && gpg --batch --homedir $home --show-keys --with-colons {DEBIAN_KEY}; rm -rf $home"
+        f"home=$(mktemp -d) && gpg --batch --homedir $home --show-keys --with-colons {archive_key}; rm -rf $home"
     ).splitlines()
-    fingerprint = next(line.split(":")[9] for line in colons if line.startswith("fpr:"))
-    # The error names the variable, the expected and the actual fingerprint: the key was really read.
+    primaries = [fpr.split(":")[9] for pub, fpr in zip(colons, colons[1:], strict=False) if pub.startswith("pub:")]
+    assert primaries, colons
+    fingerprint = primaries[0]
+    # The error names the variable, the expected and the actual fingerprints: the key was really read.
     message = " ".join(run.output.split())
     assert "docker_apt_key_fingerprint" in message, run.output[-2000:]
-    assert f"primary fingerprint(s) {fingerprint}, not docker_apt_key_fingerprint" in message, run.output[-2000:]
+    expected = f"primary fingerprint(s) {' '.join(primaries)}, not docker_apt_key_fingerprint"
+    assert expected in message, run.output[-2000:]
     assert "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in message
     run = run_bad(ansible_playbook, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
     assert "docker_apt_repository_url" in run.output, run.output[-2000:]

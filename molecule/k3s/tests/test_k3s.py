@@ -149,7 +149,8 @@ def test_node_ip_not_on_the_host_fails_before_config_changes(host, ansible_playb
     assert main_pid(host) == pid_before
 
 
-def test_node_interface_selects_the_same_address(ansible_playbook):
+def test_node_interface_selects_the_same_address(host, ansible_playbook):
+    assert host.service("k3s").is_running
     run = ansible_playbook("converge.yml", "-e", "k3s_node_interface=eth0")
     assert run.returncode == 0, run.output[-3000:]
     assert run.total("changed") == 0, run.changed_tasks()

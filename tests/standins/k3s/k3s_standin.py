@@ -1524,7 +1524,7 @@ def cmd_server(argv: list[str], version: str) -> int:
     cluster.ensure_defaults(kind == "etcd")
     recorded = cluster.recorded_node_ip()
     cluster.register_node(kind == "etcd")
-    ip_broken = False
+    ip_broken = not address_is_local(node_ip) or (recorded is not None and recorded != node_ip)
 
     tls = os.path.join(data_dir, "server", "tls")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -334,6 +334,7 @@ def test_kubeconfig_server_and_ca(tmp_path):
     path.write_text(kubeconfig("https://172.17.0.3:6443", ca_pem))
     info = k3s_drift.kubeconfig_info(str(path), ca_pem)
     assert (info["server_host"], info["ca_matches"]) == ("172.17.0.3", True)
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     info = k3s_drift.kubeconfig_info(str(path), other.public_bytes(serialization.Encoding.PEM))
     assert info["ca_matches"] is False
     assert k3s_drift.kubeconfig_info(str(tmp_path / "none"), ca_pem)["exists"] is False
@@ -646,3 +647,18 @@ def test_lock_is_exclusive_expires_and_is_released_only_by_its_owner(tmp_path):
     assert helper("lock", "--lock", lock, "--run-id", "dead", "--ttl", "0")[0] == 0
     rc, out = helper("lock", "--lock", lock, "--run-id", "c")
     assert rc == 0 and out["stale_lock_taken_over"]["run_id"] == "dead"
+
+
+def test_wipe_deletes_datastore_and_certificates_then_sets_the_keys(tmp_path, k3s_files):
+    src, conn = k3s_files
+    conn.close()
+    admin = src / "k3s.yaml"
+    admin.write_text("stale")
+    rc, out = helper(
+        "wipe", "--remove", str(src / "server" / "db"), "--remove", str(src / "server" / "tls"),
+        "--remove", str(admin), "--file", str(src / "config.yaml"), "--set", "node-ip=10.77.0.5",
+    )  # fmt: skip
+    assert rc == 0 and out["changed"] is True, out
+    assert not (src / "server" / "db").exists() and not (src / "server" / "tls").exists() and not admin.exists()
+    assert (src / "server" / "token").exists()
+    assert (src / "config.yaml").read_text() == "node-ip: 10.77.0.5\nflannel-iface: eth0\n"

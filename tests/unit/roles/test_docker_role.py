@@ -121,12 +121,6 @@ def rendered(tmp_path_factory) -> Path:
             - name: Render the docker role's templates
               hosts: all
               gather_facts: false
-              vars:
-                docker_daemon_options:
-                  log-opts:
-                    max-size: 50m
-                  live-restore: true
-                docker_apt_channel: stable
               tasks:
                 - name: Load the role's defaults and internal vars
                   ansible.builtin.include_vars:
@@ -150,7 +144,9 @@ def rendered(tmp_path_factory) -> Path:
             """
         )
     )
-    run = ansible_playbook(playbook, "-e", "docker_users=[]")
+    # Extra vars: they win over the role defaults loaded by include_vars.
+    options = {"docker_daemon_options": {"log-opts": {"max-size": "50m"}, "live-restore": True}}
+    run = ansible_playbook(playbook, "-e", json.dumps(options))
     assert run.returncode == 0, run.stdout[-3000:]
     return out
 
