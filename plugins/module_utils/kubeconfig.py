@@ -139,7 +139,14 @@ def classify_error(exc, server=None):
     if "connection refused" in lowered or "errno 111" in lowered:
         return REFUSED, _refused(where)
     name_markers = ("mismatch", "doesn't match", "does not match", "not valid for")
-    is_cert = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate" in lowered
+    # urllib3 1.26 (Debian 12) raises its own CertificateError ("hostname 'x' doesn't match 'y'"),
+    # urllib3 2 the ssl module's SSLCertVerificationError ("IP address mismatch").
+    is_cert = (
+        any(
+            isinstance(e, (ssl.SSLError, ssl.CertificateError)) or type(e).__name__ == "CertificateError" for e in chain
+        )
+        or "certificate" in lowered
+    )
     if is_cert and any(m in lowered for m in name_markers):
         host = server_host(server)[0] if server else None
         return TLS_NAME, (

@@ -63,6 +63,13 @@ options:
     description: Seconds a service may stay C(unhealthy) before the module fails with its healthcheck log.
     type: float
     default: 30
+  stable_after_restart:
+    description:
+      - A container without a healthcheck that has restarted counts as ready only once it has stayed
+        up this many seconds, so a crash loop is not mistaken for readiness between two restarts.
+        Containers that never restarted count as ready as soon as they run.
+    type: float
+    default: 2
   log_lines:
     description: Log lines returned per failing container.
     type: int
@@ -160,6 +167,7 @@ logs:
   type: dict
 """
 
+import datetime
 import json
 import os
 import threading
@@ -328,6 +336,23 @@ class EventWaker:
 ORDER = {"failed": 0, "waiting": 1, "ready": 2}
 
 
+def uptime_seconds(started_at):
+    """Seconds since Docker's State.StartedAt (RFC 3339 with nanoseconds), or None when unparsable."""
+    if not started_at or started_at.startswith("0001-"):
+        return None
+    try:
+        stamp = started_at.rstrip("Z")
+        if "." in stamp:
+            head, frac = stamp.split(".", 1)
+            stamp = "%s.%s" % (head, frac[:6])
+        else:
+            stamp += ".0"
+        started = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+
+
 class ComposeProbe:
     def __init__(self, module, client, definition, targets, oneshots, *, clock=time.monotonic):
         self.module = module
@@ -359,9 +384,13 @@ class ComposeProbe:
         if oneshot:
             if status in ("exited", "dead") and exit_code == 0:
                 return "ready", ""
-        elif status == "running" and health in (None, "healthy"):
+        elif status == "running" and health == "healthy":
             self.unhealthy_since.pop(cid, None)
             return "ready", ""
+        elif status == "running" and health is None:
+            uptime = uptime_seconds(state.get("StartedAt"))
+            if restarts == 0 or uptime is None or uptime >= p["stable_after_restart"]:
+                return "ready", ""
 
         stopped = status in ("exited", "dead", "restarting")
         if restarts - baseline > p["restart_threshold"] or (stopped and restarts > p["restart_threshold"]):
@@ -380,6 +409,11 @@ class ComposeProbe:
             if self.clock() - since > p["unhealthy_grace"]:
                 return "failed", "unhealthy for more than %ss (unhealthy_grace)" % p["unhealthy_grace"]
             return "waiting", "unhealthy (failing its healthcheck)"
+        if status == "running" and health is None:
+            return "waiting", "restarted %d times, up for less than stable_after_restart (%ss)" % (
+                restarts,
+                p["stable_after_restart"],
+            )
         if status == "running":
             self.unhealthy_since.pop(cid, None)
             return "waiting", "health is %s" % health
@@ -493,6 +527,7 @@ def main():
         oneshot=dict(type="list", elements="str", default=[]),
         restart_threshold=dict(type="int", default=3),
         unhealthy_grace=dict(type="float", default=30.0),
+        stable_after_restart=dict(type="float", default=2.0),
         log_lines=dict(type="int", default=30),
         docker_host=dict(type="str"),
     )
@@ -506,6 +541,10 @@ def main():
     errors = validate_poll_params(p)
     if p["restart_threshold"] < 0:
         errors.append("restart_threshold must be zero or positive, got %d" % p["restart_threshold"])
+    if p["stable_after_restart"] < 0:
+        errors.append(
+            "stable_after_restart must be zero or a positive number of seconds, got %r" % p["stable_after_restart"]
+        )
     if p["unhealthy_grace"] < 0:
         errors.append("unhealthy_grace must be zero or a positive number of seconds, got %r" % p["unhealthy_grace"])
     if p["log_lines"] < 0:

@@ -47,7 +47,7 @@ services:
       init: {{condition: service_completed_successfully}}
   slow:
     image: {image}
-    command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep infinity"]
+    command: ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep infinity"]
     healthcheck: {{test: ["CMD", "test", "-f", "/tmp/ready"], interval: 200ms, timeout: 2s, retries: 50}}
   worker:
     image: {image}

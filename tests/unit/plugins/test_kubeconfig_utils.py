@@ -118,3 +118,18 @@ def test_classifies_statuses_and_wrapping():
     assert kc.classify_error(wrapper)[0] == kc.REFUSED
     assert kc.classify_error(TimeoutError("timed out"))[0] == kc.TIMEOUT
     assert kc.classify_error(OSError(113, "No route to host"))[0] == kc.UNREACHABLE
+
+
+def test_classifies_urllib3_1_26_hostname_error():
+    # The shape urllib3 1.26 (Debian 12's python3-urllib3) raises for a certificate without the address.
+    class CertificateError(ValueError):
+        pass
+
+    class SSLError(Exception):
+        pass
+
+    inner = CertificateError("hostname '10.77.0.9' doesn't match '10.77.0.5'")
+    outer = SSLError(inner)
+    kind, message = kc.classify_error(outer, "https://10.77.0.9:6443")
+    assert kind == kc.TLS_NAME and "does not cover the address 10.77.0.9" in message
+    assert kc.RECOVER_HINT in message

@@ -40,6 +40,9 @@ class KubeAPI:
         self.deployments = {}
         self.force_status = None
         self.seen_paths = []
+        # Called with each authenticated request's path, under the lock, before it is answered: lets a
+        # test advance the cluster's state by requests seen rather than by wall-clock time.
+        self.hook = None
         ctx = tls_context(pki[cert], pki[key])
         ctx.load_verify_locations(pki["ca"])
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -78,6 +81,8 @@ class KubeAPI:
                 return _status(self.force_status, "Forced", "forced by the test")
             if not authed:
                 return _status(401, "Unauthorized", "Unauthorized")
+            if self.hook:
+                self.hook(path)
             if path == "/readyz":
                 code, body = self.readyz
                 return code, {"Content-Type": "text/plain"}, body
