@@ -65,15 +65,20 @@ def test_bad_input_fails_before_changing_anything(host, ansible_playbook, extra,
 
 
 def test_option_the_engine_rejects_restores_previous_daemon_json(host, ansible_playbook):
-    """A key dockerd 20.10 does not know (added in Engine 28) passes the role's key list; dockerd refuses it."""
+    """A value only dockerd itself judges: an unknown log level passes the role's checks.
+
+    Engine >= 23 rejects it in `dockerd --validate` (the file never lands);
+    Engine 20.10 (Debian 12) fails to start with it, and the handler chain puts
+    the previous file back and starts docker again. Either way the play fails.
+    """
     before = snapshot(host)
-    run = run_bad(ansible_playbook, {"docker_daemon_options": {"firewall-backend": "iptables"}})
+    run = run_bad(ansible_playbook, {"docker_daemon_options": {"log-level": "chatty"}})
     assert "docker_daemon_options" in run.output, run.output[-2000:]
     assert "previous" in run.output, run.output[-2000:]
     after = snapshot(host)
     assert after["daemon.json"] == before["daemon.json"]
     assert after["plugin"] == before["plugin"]
-    assert json.loads(host.file("/etc/docker/daemon.json").content_string).get("firewall-backend") is None
+    assert "log-level" not in json.loads(host.file("/etc/docker/daemon.json").content_string)
     assert_engine_up(host)
 
 
