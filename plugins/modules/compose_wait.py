@@ -409,6 +409,8 @@ class ComposeProbe:
             if self.clock() - since > p["unhealthy_grace"]:
                 return "failed", "unhealthy for more than %ss (unhealthy_grace)" % p["unhealthy_grace"]
             return "waiting", "unhealthy (failing its healthcheck)"
+        if oneshot and status == "running":
+            return "waiting", "one-shot still running"
         if status == "running" and health is None:
             return "waiting", "restarted %d times, up for less than stable_after_restart (%ss)" % (
                 restarts,

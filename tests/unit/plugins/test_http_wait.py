@@ -109,7 +109,7 @@ def test_dropped_connections_until_timeout_name_the_error(run_module, pki, tls):
 def test_refused_then_listening(run_module):
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    res = run_module("http_wait", dict(url=url, timeout=0.5, **FAST))
+    res = run_module("http_wait", dict(url=url, timeout=1.5, **FAST))
     assert res["failed"] and res["last_error"] == "connection refused" and res["attempts"] >= 2
 
     # A server that starts listening while the module waits.
@@ -130,7 +130,7 @@ def test_refused_then_listening(run_module):
 
 def test_tls_untrusted_certificate_is_retried_then_reported(run_module, pki, tls):
     with ServerThread(lambda _r: (200, {}, "ok"), tls) as srv:
-        res = run_module("http_wait", dict(url=srv.url(), ca_path=pki["other_ca"], timeout=0.5, **FAST))
+        res = run_module("http_wait", dict(url=srv.url(), ca_path=pki["other_ca"], timeout=1.5, **FAST))
         assert res["failed"] and res["attempts"] >= 2
         assert res["last_error"].startswith("TLS certificate verification failed")
         res = run_module("http_wait", dict(url=srv.url(), validate_certs=False, timeout=5))

@@ -121,14 +121,14 @@ def test_server_cert_from_another_ca_fails_at_once(run_module, api, pki, tmp_pat
 
 def test_connection_refused_is_retried_then_named(run_module, pki, tmp_path):
     kubeconfig = write_kubeconfig(tmp_path / "k3s.yaml", f"https://127.0.0.1:{free_port()}", pki)
-    res = run_module("k3s_ready", dict(kubeconfig=kubeconfig, timeout=0.5, **FAST))
+    res = run_module("k3s_ready", dict(kubeconfig=kubeconfig, timeout=3, **FAST))
     assert res["failed"] and res["error_kind"] == "connection_refused" and res["attempts"] > 1, res
     assert "connection refused by https://127.0.0.1:" in res["msg"] and "crash-looping" in res["msg"]
 
 
 def test_missing_kubeconfig_is_waited_for(run_module, api, pki, tmp_path):
     path = tmp_path / "k3s.yaml"
-    res = run_module("k3s_ready", dict(kubeconfig=str(path), timeout=0.3, **FAST))
+    res = run_module("k3s_ready", dict(kubeconfig=str(path), timeout=1, **FAST))
     assert res["failed"] and res["error_kind"] == "kubeconfig_missing"
     assert f"kubeconfig {path} does not exist" in res["msg"]
 
