@@ -54,7 +54,7 @@ sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8
 	  ansible-test sanity --local --python $$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")') \
 	  --color no
 
-unit: ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
+unit: image ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
 	pytest tests/unit
 
 molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name

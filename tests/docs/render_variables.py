@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the README's variables section from the roles' argument specs.
 
 The argument specs (roles/<role>/meta/argument_specs.yml) are the single

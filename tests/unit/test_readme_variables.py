@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("render_variables", ROOT / "tests/docs/render_variables.py")
 render_variables = importlib.util.module_from_spec(spec)
@@ -23,8 +25,6 @@ def test_every_role_is_documented():
 
 def test_group_vars_only_name_documented_variables():
     """Every variable set in inventory/group_vars exists in some role's argument spec."""
-    import yaml
-
     documented = set()
     for path in ROOT.glob("roles/*/meta/argument_specs.yml"):
         documented |= set(yaml.safe_load(path.read_text())["argument_specs"]["main"].get("options", {}))

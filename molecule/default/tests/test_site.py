@@ -67,7 +67,8 @@ def test_app_kubeconfig_token_accepted_by_api(host):
         "ctx = ssl.create_default_context(cafile=ca.name)\n"
         "req = urllib.request.Request(cluster['server'] + '/api/v1/namespaces',\n"
         "    headers={'Authorization': 'Bearer ' + user['token']})\n"
-        "print(json.dumps([n['metadata']['name'] for n in json.load(urllib.request.urlopen(req, context=ctx))['items']]))\n"
+        "items = json.load(urllib.request.urlopen(req, context=ctx))['items']\n"
+        "print(json.dumps([n['metadata']['name'] for n in items]))\n"
         "EOF"
     )
     assert probe.rc == 0, probe.stderr

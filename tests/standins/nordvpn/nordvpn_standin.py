@@ -198,7 +198,7 @@ def daemon() -> int:
         # Inside the try: a stop right after this line must still remove the socket.
         print(f"nordvpnd stand-in {VERSION} listening on {path}", flush=True)
         while True:
-            conn, _ = server.accept()
+            conn, _peer = server.accept()
             with conn, conn.makefile("rwb") as stream:
                 line = stream.readline()
                 try:
