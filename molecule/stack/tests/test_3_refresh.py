@@ -37,7 +37,7 @@ def test_triggered_refresh_writes_a_new_token_and_restarts_the_workers(host):
 def test_workers_are_healthy_with_the_new_token(host):
     # Health is a state the containers reach on their own after the restart;
     # poll it (bounded) rather than asserting on elapsed time.
-    for _ in range(60):
+    for _attempt in range(60):
         found = containers(host)
         if all(found[n]["State"].get("Health", {}).get("Status") == "healthy" for n in ("k8s-worker", "pod-monitor")):
             return
