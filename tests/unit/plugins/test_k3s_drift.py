@@ -8,9 +8,7 @@ the real `ip` output of this machine.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
-import ipaddress
 import json
 import os
 import shutil
@@ -20,54 +18,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = ROOT / "collections"
 sys.path.insert(0, str(COLLECTIONS))
 
 from ansible_collections.integr8scode.provision.plugins.modules import k3s_drift  # noqa: E402
+from waitlib_tls import CA  # noqa: E402
 
 # ----------------------------------------------------------------------------- fixtures
 
 
-def make_ca():
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k3s-server-ca@1700000000")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def make_serving_cert(ca_key, ca_cert, ips, dns=("kubernetes", "localhost")):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+def serving_cert(ca, ips):
+    """A k3s-like serving certificate (kube-apiserver) with these IP SANs."""
+    return ca.issue("kube-apiserver", ips=ips, dns=("kubernetes", "localhost"))[0]
 
 
 def kine_db(path, rows):
@@ -142,11 +106,11 @@ def k3s_tree(tmp_path):
         if datastore == "etcd":
             lines.append("cluster-init: true")
         (etc / "config.yaml").write_text("\n".join(lines) + "\n")
-        ca_key, ca_cert = make_ca()
-        ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+        ca = CA("k3s-server-ca@1700000000")
+        ca_pem = ca.pem
         (tls / "server-ca.crt").write_bytes(ca_pem)
         (tls / "serving-kube-apiserver.crt").write_bytes(
-            make_serving_cert(ca_key, ca_cert, ["127.0.0.1", "10.43.0.1", "10.9.9.9", recorded_ip])
+            serving_cert(ca, ["127.0.0.1", "10.43.0.1", "10.9.9.9", recorded_ip])
         )
         if datastore == "sqlite":
             kine_db(str(db / "state.db"), [("/registry/minions/node1", node_json(recorded_ip), 0)])
@@ -269,9 +233,9 @@ def test_config_parsing_with_and_without_pyyaml(monkeypatch, tmp_path, has_yaml)
 
 
 def test_serving_certificate_sans_minus_loopback_and_service_ip(tmp_path):
-    ca_key, ca_cert = make_ca()
+    ca = CA("k3s-server-ca@1700000000")
     (tmp_path / "serving-kube-apiserver.crt").write_bytes(
-        make_serving_cert(ca_key, ca_cert, ["127.0.0.1", "10.53.0.1", "10.9.9.9", "172.17.0.3", "::1"])
+        serving_cert(ca, ["127.0.0.1", "10.53.0.1", "10.9.9.9", "172.17.0.3", "::1"])
     )
     ips, files, errors = k3s_drift.recorded_tls_ips(str(tmp_path), {"service-cidr": "10.53.0.0/16"})
     assert (ips, errors) == (["10.9.9.9", "172.17.0.3"], [])
@@ -279,8 +243,7 @@ def test_serving_certificate_sans_minus_loopback_and_service_ip(tmp_path):
 
 
 def test_dynamic_listener_secret_json_is_read(tmp_path):
-    ca_key, ca_cert = make_ca()
-    pem = make_serving_cert(ca_key, ca_cert, ["127.0.0.1", "192.168.1.20"])
+    pem = serving_cert(CA("k3s-server-ca@1700000000"), ["127.0.0.1", "192.168.1.20"])
     secret = {"kind": "Secret", "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": ""}}
     (tmp_path / "dynamic-cert.json").write_text(json.dumps(secret))
     ips, _files, errors = k3s_drift.recorded_tls_ips(str(tmp_path), {})
@@ -327,15 +290,14 @@ def test_etcd_member_urls(tmp_path):
 
 
 def test_kubeconfig_server_and_ca(tmp_path):
-    _key, ca = make_ca()
-    _other_key, other = make_ca()
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    ca_pem = CA("k3s-server-ca@1700000000").pem
+    other_pem = CA("k3s-server-ca@1700000001").pem
     path = tmp_path / "kubeconfig.yaml"
     path.write_text(kubeconfig("https://172.17.0.3:6443", ca_pem))
     info = k3s_drift.kubeconfig_info(str(path), ca_pem)
     assert (info["server_host"], info["ca_matches"]) == ("172.17.0.3", True)
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    info = k3s_drift.kubeconfig_info(str(path), other.public_bytes(serialization.Encoding.PEM))
+    info = k3s_drift.kubeconfig_info(str(path), other_pem)
     assert info["ca_matches"] is False
     assert k3s_drift.kubeconfig_info(str(tmp_path / "none"), ca_pem)["exists"] is False
 
