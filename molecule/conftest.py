@@ -9,8 +9,12 @@ converge playbook in check mode, whose recap must show zero changes.
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +33,12 @@ class PlaybookRun:
 
     def total(self, key: str) -> int:
         return sum(counts.get(key, 0) for counts in self.recap.values())
+
+    def assert_no_changes(self, what: str = "run") -> None:
+        """The run succeeded, printed its recap and changed nothing (check mode, reruns)."""
+        assert self.returncode == 0, self.output[-4000:]
+        assert self.recap, f"no PLAY RECAP in the output of the {what}"
+        assert self.total("changed") == 0, f"changed in the {what}: {self.changed_tasks()}"
 
     def changed_tasks(self) -> list[str]:
         """Names of tasks that reported `changed`, for assertion messages."""
@@ -56,30 +66,69 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     return recap
 
 
-def run_playbook(playbook: str | Path, *args: str, env: dict[str, str] | None = None) -> PlaybookRun:
-    """Run a playbook of the current scenario against its molecule inventory."""
-    scenario_dir = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+def playbook_command(playbook: str | Path, *args: str, env: dict[str, str] | None = None):
+    """argv and environment running a playbook of the current scenario against its molecule inventory."""
     path = Path(playbook)
     if not path.is_absolute():
-        path = scenario_dir / path
+        path = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / path
     run_env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     run_env.update(env or {})
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *args],
-        capture_output=True,
-        text=True,
-        env=run_env,
-        check=False,
-        timeout=1800,
-    )
+    return ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *args], run_env
+
+
+def run_playbook(playbook: str | Path, *args: str, env: dict[str, str] | None = None) -> PlaybookRun:
+    """Run a playbook of the current scenario against its molecule inventory."""
+    argv, run_env = playbook_command(playbook, *args, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, check=False, timeout=1800)
     output = proc.stdout + proc.stderr
     return PlaybookRun(proc.returncode, output, parse_recap(proc.stdout))
+
+
+def run_playbook_in_terminal(
+    playbook: str | Path, *args: str, answers: dict[str, str], timeout: float = 1800
+) -> PlaybookRun:
+    """Run a playbook on a pseudo-terminal, as a person at a shell does, typing each answer once
+    its prompt text appears (ansible.builtin.pause only prompts when stdin is a terminal)."""
+    argv, run_env = playbook_command(playbook, *args)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec the playbook with the pty as its terminal
+        os.execvpe(argv[0], argv, run_env)
+    output, pending = b"", dict(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            readable = select.select([fd], [], [], 1.0)[0]
+            if not readable:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal (it exited)
+                break
+            if not chunk:
+                break
+            output += chunk
+            for prompt in [p for p in pending if p.encode() in output]:
+                os.write(fd, pending.pop(prompt).encode() + b"\n")
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    status = os.waitpid(pid, 0)[1]
+    text = output.decode(errors="replace").replace("\r\n", "\n")
+    assert not pending, f"never prompted for {sorted(pending)}: {text[-3000:]}"
+    return PlaybookRun(os.waitstatus_to_exitcode(status), text, parse_recap(text))
 
 
 @pytest.fixture(scope="session")
 def ansible_playbook():
     """Callable running a playbook (relative to the scenario) on the test host."""
     return run_playbook
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook_in_terminal():
+    """Callable running a playbook on a pseudo-terminal and answering its prompts."""
+    return run_playbook_in_terminal
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ Shared by recover-sqlite and recover-etcd (recover-etcd/molecule.yml points its 
 the datastore is read from the host. The tests run in file order and build on each other:
 healthy host → IP switch (crash loop, unhealthy workers, watcher warning) → refusals that must
 delete nothing → recovery → checks → second run → upstream's bare manual sequence after a second
-switch (durations printed, not asserted) → rollback.
+switch (durations printed, not asserted) → rollback → the reset strategy, confirmed at an
+interactive prompt.
 
 Only the test host's own interfaces and loopback are involved: the new addresses are assigned
 inside the test host, and nothing on the controller sends traffic to them.
@@ -121,8 +122,7 @@ def recover(ansible_playbook, *extra: str):
 def test_check_mode_changes_nothing(ansible_playbook):
     # The shared converge playbook by absolute path: recover-etcd's scenario directory has none.
     run = ansible_playbook(str(Path(__file__).resolve().parents[1] / "converge.yml"), "--check", "--diff")
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.total("changed") == 0, f"changed in check mode: {run.changed_tasks()}"
+    run.assert_no_changes("check-mode run")
 
 
 def test_healthy_host_is_left_alone(host, ansible_playbook):
@@ -192,7 +192,28 @@ def test_watcher_warns_in_the_journal(host):
     assert f"node-ip {STATE['old_ip']}" in log
 
 
-def test_check_mode_on_the_drifted_host_reports_and_changes_nothing(ansible_playbook):
+def test_watcher_runs_the_optional_recovery_command_on_drift(host, ansible_playbook):
+    """k3s_recover_watch_command: the watcher runs it when it finds drift (here a marker command;
+    users put the recovery playbook there). Only the watcher's tasks run, so nothing is recovered."""
+    marker = "/run/i8c-watch-command-ran"
+    watch_only = ("--tags", "k3s_recover_watch")
+    run = ansible_playbook(RECOVER, *watch_only, "-e", f"k3s_recover_watch_command='touch {marker}'")
+    assert run.returncode == 0, run.output[-3000:]
+    try:
+        sh(host, f"rm -f {marker} && systemctl start integr8scode-k3s-drift.service")
+        log = flat(sh(host, "journalctl -u integr8scode-k3s-drift.service -o cat --no-pager"))
+        assert f"running the recovery: touch {marker}" in log, log[-2000:]
+        assert host.file(marker).exists, "the watcher did not run k3s_recover_watch_command"
+    finally:
+        restored = ansible_playbook(RECOVER, *watch_only)
+        assert restored.returncode == 0, restored.output[-3000:]
+    assert 'RECOVER_COMMAND = ""' in host.file("/usr/local/sbin/integr8scode-k3s-drift-check").content_string
+
+
+def test_check_mode_on_the_drifted_host_reports_and_changes_nothing(host, ansible_playbook):
+    # `host` keeps this test in file order (testinfra groups host-parametrized tests), while the
+    # host is still drifted.
+    assert host.file(CONFIG).exists
     run = recover(ansible_playbook, "--check")
     assert run.returncode == 0, run.output[-3000:]
     assert run.total("changed") == 0, run.changed_tasks()
@@ -382,3 +403,26 @@ def test_rollback_restores_config_db_and_tls(host, ansible_playbook):
     for rel, digest in tls.items():
         assert host.file(rel[len("files") :]).sha256sum == digest
     assert yaml.safe_load(host.file(CONFIG).content_string)["node-ip"] == STATE["old_ip"]
+
+
+def test_reset_strategy_confirmed_at_the_prompt_keeps_the_datastore_and_ca(host, ansible_playbook_in_terminal):
+    """After the rollback the host holds its pre-recovery state at an address it no longer has. A
+    person at a terminal runs the less destructive strategy without k3s_recover_confirm and types
+    yes at the prompt: k3s comes back at the current address with server/db kept (not wiped) and
+    the same cluster CA, and the app is reconnected."""
+    current = eth0_ip(host)
+    db_inode = sh(host, f"stat -c %i {DATA}/server/db").strip()
+    ca = host.file(f"{DATA}/server/tls/server-ca.crt").sha256sum
+    run = ansible_playbook_in_terminal(RECOVER, "-e", "k3s_recover_strategy=reset", answers={"Type yes": "yes"})
+    text = flat(run.output)
+    assert run.returncode == 0, text[-5000:]
+    assert "Will reset in place" in text and "Recovery took" in text
+    assert sh(host, f"stat -c %i {DATA}/server/db").strip() == db_inode, "reset must not delete server/db"
+    assert host.file(f"{DATA}/server/tls/server-ca.crt").sha256sum == ca, "reset keeps the cluster CA"
+    node = json.loads(sh(host, "k3s kubectl get nodes -o json"))["items"][0]
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+    assert addresses["InternalIP"] == current and ready["Ready"] == "True"
+    assert app_kubeconfig(host)["clusters"][0]["cluster"]["server"] == f"https://{current}:6443"
+    for worker in WORKERS:
+        assert health(host, worker)["Status"] == "healthy"

@@ -1,0 +1,240 @@
+"""module_utils/k3s_backup: the verified backup, restore, pruning, run lock and config.yaml edit
+that k3s_rebuild performs on the host, run against real files and a real WAL-mode SQLite kine
+datastore with uncheckpointed writes (as a live k3s leaves it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.integr8scode.provision.plugins.module_utils import k3s_backup  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup import (  # noqa: E402
+    BackupError,
+    RunLock,
+    create_backup,
+    restore,
+    set_keys,
+    verify,
+    write_config_keys,
+)
+
+
+@pytest.fixture
+def k3s_files(tmp_path):
+    """config.yaml, token, tls and a WAL-mode kine datastore with uncheckpointed writes."""
+    src = tmp_path / "src"
+    (src / "server" / "tls").mkdir(parents=True)
+    (src / "server" / "db").mkdir(parents=True)
+    (src / "config.yaml").write_text("node-ip: 172.17.0.3\nflannel-iface: eth0\n")
+    (src / "server" / "token").write_text("K10abc::server:secret\n")
+    (src / "server" / "tls" / "server-ca.crt").write_text("-----BEGIN CERTIFICATE-----\nx\n")
+    conn = sqlite3.connect(str(src / "server" / "db" / "state.db"))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT, value BLOB, deleted INTEGER)")
+    conn.execute("INSERT INTO kine (name, value, deleted) VALUES ('/registry/minions/n', x'00', 0)")
+    conn.commit()
+    # Keep the connection open so the -wal file is not checkpointed away, as with a live k3s.
+    yield src, conn
+    conn.close()
+
+
+def backup(tmp_path, src, name="20260101T000000Z", keep=0):
+    return create_backup(
+        str(tmp_path / "backups" / name),
+        [str(src / "config.yaml"), str(src / "server" / "token"), str(src / "server" / "tls"),
+         str(src / "server" / "db"), str(src / "absent.yaml")],
+        datastore="sqlite",
+        db_dir=str(src / "server" / "db"),
+        required=[str(src / "config.yaml"), str(src / "server" / "token"), str(src / "server" / "db" / "state.db")],
+        meta={"run_id": "t"},
+        keep=keep,
+    )  # fmt: skip
+
+
+def test_backup_copies_checksums_and_verifies(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    assert (src / "server" / "db" / "state.db-wal").stat().st_size > 0
+    result = backup(tmp_path, src)
+    assert result["ok"] and result["integrity_check"] == "ok" and result["skipped"] == [str(src / "absent.yaml")]
+    folder = tmp_path / "backups" / "20260101T000000Z"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rel = "files" + str(src / "config.yaml")
+    assert manifest["files"][rel]["sha256"] == hashlib.sha256((src / "config.yaml").read_bytes()).hexdigest()
+    assert (folder / rel).read_bytes() == (src / "config.yaml").read_bytes()
+    assert oct((tmp_path / "backups").stat().st_mode & 0o777) == "0o700"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert "k3s_recover_rollback_from=" in (folder / "RESTORE.txt").read_text()
+
+
+def test_files_written_into_the_backup_directory_are_in_the_manifest(tmp_path, k3s_files):
+    """The etcd snapshot is saved straight into the backup directory; it must be checksummed too."""
+    src, _conn = k3s_files
+    snap = tmp_path / "backups" / "20260101T000000Z" / "etcd-snapshot"
+    snap.mkdir(parents=True)
+    (snap / "recover-node-1").write_bytes(b"snapshot-bytes")
+    backup(tmp_path, src)
+    manifest = json.loads((tmp_path / "backups" / "20260101T000000Z" / "manifest.json").read_text())
+    assert manifest["files"]["etcd-snapshot/recover-node-1"]["size"] == len(b"snapshot-bytes")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-1]), "bytes, the source had"),
+        (lambda p: p.write_bytes(b"X" + p.read_bytes()[1:]), "does not match its sha256"),
+        (lambda p: p.unlink(), "is missing"),
+    ],
+)
+def test_verify_catches_a_damaged_copy(tmp_path, k3s_files, damage, message):
+    src, _conn = k3s_files
+    backup(tmp_path, src)
+    folder = tmp_path / "backups" / "20260101T000000Z"
+    damage(folder / ("files" + str(src / "config.yaml")))
+    result = verify(str(folder))
+    assert result["ok"] is False
+    assert any(message in error for error in result["errors"]), result["errors"]
+
+
+def test_verify_of_a_directory_without_manifest(tmp_path):
+    result = verify(str(tmp_path))
+    assert result["ok"] is False and "manifest" in result["errors"][0]
+
+
+def test_backup_of_an_empty_required_file_fails(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    (src / "server" / "token").write_text("")
+    with pytest.raises(BackupError, match="required .*token is empty"):
+        backup(tmp_path, src)
+
+
+def test_backup_of_a_missing_required_file_fails(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    (src / "server" / "token").unlink()
+    with pytest.raises(BackupError, match="required files are missing"):
+        backup(tmp_path, src)
+
+
+def test_backup_of_a_corrupt_datastore_fails_integrity_check(tmp_path, k3s_files):
+    src, conn = k3s_files
+    conn.close()
+    db = src / "server" / "db" / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"garbage-not-sqlite" + db.read_bytes()[18:])
+    with pytest.raises(BackupError, match="PRAGMA integrity_check"):
+        backup(tmp_path, src)
+
+
+def test_backup_of_a_sqlite_file_without_kine_fails(tmp_path, k3s_files):
+    src, conn = k3s_files
+    conn.execute("DROP TABLE kine")
+    conn.commit()
+    with pytest.raises(BackupError, match="no kine table"):
+        backup(tmp_path, src)
+
+
+def test_backup_that_cannot_be_written_fails(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    (tmp_path / "backups").write_text("a file where the backup root should be")
+    with pytest.raises((BackupError, OSError)):
+        backup(tmp_path, src)
+
+
+def test_only_a_verified_backup_prunes_older_ones(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    for name in ("20260101T000001Z", "20260101T000002Z", "20260101T000003Z"):
+        backup(tmp_path, src, name=name)
+    (src / "server" / "token").write_text("")
+    with pytest.raises(BackupError):
+        backup(tmp_path, src, name="20260101T000004Z", keep=1)
+    assert len(list((tmp_path / "backups").iterdir())) == 4
+    (src / "server" / "token").write_text("K10abc::server:secret\n")
+    result = backup(tmp_path, src, name="20260101T000005Z", keep=2)
+    # The failed 000004Z has a manifest but counts as a backup by name; the newest two are kept.
+    assert result["pruned"] == ["20260101T000001Z", "20260101T000002Z", "20260101T000003Z"]
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == ["20260101T000004Z", "20260101T000005Z"]
+
+
+def test_restore_puts_files_and_directories_back_with_their_modes(tmp_path, k3s_files):
+    src, conn = k3s_files
+    (src / "config.yaml").chmod(0o600)
+    backup(tmp_path, src)
+    conn.close()
+    (src / "config.yaml").write_text("node-ip: 10.77.0.5\n")
+    (src / "config.yaml").chmod(0o644)
+    shutil.rmtree(src / "server" / "tls")
+    targets = [str(src / "config.yaml"), str(src / "server" / "tls")]
+    restored = restore(str(tmp_path / "backups" / "20260101T000000Z"), targets)
+    assert restored == targets
+    assert (src / "config.yaml").read_text() == "node-ip: 172.17.0.3\nflannel-iface: eth0\n"
+    assert (src / "config.yaml").stat().st_mode & 0o777 == 0o600
+    assert (src / "server" / "tls" / "server-ca.crt").exists()
+
+
+def test_restore_from_a_damaged_backup_restores_nothing(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    backup(tmp_path, src)
+    folder = tmp_path / "backups" / "20260101T000000Z"
+    (folder / ("files" + str(src / "server" / "token"))).write_text("tampered\n")
+    (src / "config.yaml").write_text("node-ip: 10.77.0.5\n")
+    with pytest.raises(BackupError, match="did not verify, nothing restored"):
+        restore(str(folder), [str(src / "config.yaml")])
+    assert (src / "config.yaml").read_text() == "node-ip: 10.77.0.5\n"
+
+
+def test_set_keys_replaces_two_keys_and_keeps_every_other_line():
+    text = (
+        "# managed by the k3s role\nnode-ip:\n  - 172.17.0.3\ntls-san:\n  - host.docker.internal\ncluster-init: true\n"
+    )
+    assert set_keys(text, {"node-ip": "10.77.0.5", "flannel-iface": "eth0"}) == (
+        "# managed by the k3s role\nnode-ip: 10.77.0.5\ntls-san:\n  - host.docker.internal\n"
+        "cluster-init: true\nflannel-iface: eth0\n"
+    )
+
+
+def test_write_config_keys_keeps_the_mode_and_is_idempotent(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("node-ip: 172.17.0.3\n")
+    config.chmod(0o600)
+    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is True
+    assert config.read_text() == "node-ip: 10.77.0.5\n"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is False
+
+
+def test_lock_is_exclusive_expires_and_is_released_only_by_its_owner(tmp_path):
+    path = str(tmp_path / "recover.lock")
+    first = RunLock(path, "a")
+    first.acquire()
+    with pytest.raises(BackupError, match=r"another k3s recovery holds .* \(run a,"):
+        RunLock(path, "b").acquire()
+    other = RunLock(path, "b")
+    other.held = True  # a run that thinks it holds the lock must not remove a's
+    assert other.release() is False and os.path.isdir(path)
+    assert first.release() is True and not os.path.exists(path)
+    # A run that died: its lock expired, the next run takes it over.
+    RunLock(path, "dead", ttl=0).acquire()
+    taker = RunLock(path, "c")
+    taker.acquire()
+    assert taker.taken_over["run_id"] == "dead"
+
+
+def test_remove_path_handles_files_links_and_trees(tmp_path):
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "tree")
+    assert k3s_backup.remove_path(str(tmp_path / "link")) is True
+    assert (tmp_path / "tree").is_dir(), "removing a symlink must not follow it"
+    assert k3s_backup.remove_path(str(tmp_path / "tree")) is True
+    assert k3s_backup.remove_path(str(tmp_path / "file")) is True
+    assert k3s_backup.remove_path(str(tmp_path / "file")) is False
