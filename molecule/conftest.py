@@ -94,11 +94,19 @@ def run_playbook_in_terminal(
     if pid == 0:  # the child: exec the playbook with the pty as its terminal
         os.execvpe(argv[0], argv, run_env)
     output, pending = b"", dict(answers)
+    # ansible.builtin.pause flushes terminal input before it reads, so an answer typed just
+    # before that is lost (the terminal still echoes it); as a person would, type it again while
+    # the play does not go on to its next task.
+    sent: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            readable = select.select([fd], [], [], 1.0)[0]
+            readable = select.select([fd], [], [], 2.0)[0]
+            for prompt in [p for p, at in sent.items() if b"TASK [" in output[at:]]:
+                del sent[prompt]
             if not readable:
+                for prompt in sent:
+                    os.write(fd, answers[prompt].encode() + b"\n")
                 continue
             try:
                 chunk = os.read(fd, 65536)
@@ -108,7 +116,9 @@ def run_playbook_in_terminal(
                 break
             output += chunk
             for prompt in [p for p in pending if p.encode() in output]:
-                os.write(fd, pending.pop(prompt).encode() + b"\n")
+                pending.pop(prompt)
+                sent[prompt] = len(output)
+                os.write(fd, answers[prompt].encode() + b"\n")
         else:
             os.kill(pid, signal.SIGKILL)
     finally:

@@ -245,7 +245,7 @@ restored:
   type: list
   elements: str
 timings:
-  description: Seconds spent in each phase (backup, rebuild, k3s_ready, cert_generator, workers).
+  description: Seconds spent in each phase (prepare, backup, rebuild, k3s_ready, cert_generator, workers).
   returned: state=rebuilt
   type: dict
 started_at:
@@ -279,12 +279,14 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
+    LABEL_SERVICE,
     ComposeError,
     ComposeProbe,
     DockerException,
     EventWaker,
     docker_client,
     failure_details,
+    list_containers,
     load_definition,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_api import (
@@ -396,9 +398,19 @@ class Rebuild:
         _rc, out, _err = self.module.run_command([systemctl, "show", "-p", "ActiveState", "--value", self.p["service"]])
         return out.strip()
 
-    def compose(self, *args):
-        docker = self.module.get_bin_path("docker", required=True)
-        return self.run([docker, "compose"] + list(args), "docker compose " + " ".join(args), cwd=self.p["stack_dir"])
+    def containers(self, client, definition, service):
+        """The project's containers of one service (by the labels compose sets)."""
+        found = [
+            c["Id"]
+            for c in list_containers(client, definition.name)
+            if (c.get("Labels") or {}).get(LABEL_SERVICE) == service
+        ]
+        if not found:
+            raise StepError(
+                "the compose project %s has no container for %s (deploy the stack first)" % (definition.name, service),
+                stage="app",
+            )
+        return found
 
     def phase(self, name, since):
         self.timings[name] = round(time.monotonic() - since, 3)
@@ -430,6 +442,7 @@ class Rebuild:
         if app:
             docker = self.module.get_bin_path("docker", required=True)
             stopper = Background(self.module, [docker, "compose", "stop"] + p["worker_services"], p["stack_dir"])
+        self.timings["prepare"] = round(time.time() - self.started_at, 3)
         mark = time.monotonic()
         try:
             if app:
@@ -652,7 +665,10 @@ class Rebuild:
             raise StepError(
                 "the compose project in %s defines no %s" % (p["stack_dir"], ", ".join(unknown)), stage="app"
             )
-        self.compose("restart", p["cert_generator_service"])
+        # What `docker compose restart` / `start` do to existing containers, through the API the
+        # probes already hold: no CLI start-up on the path to healthy workers.
+        for cid in self.containers(client, definition, p["cert_generator_service"]):
+            client.api.restart(cid, timeout=10)
         generator = p["cert_generator_service"]
         app["cert_generator"] = self.wait_compose(client, definition, [generator], {generator}, generator)
         # Its exit code is only that of its last script: success is a new file.
@@ -666,7 +682,9 @@ class Rebuild:
             raise StepError("docker compose stop of the workers did not finish in %ss" % p["app_timeout"], stage="app")
         if rc != 0:
             raise StepError("docker compose stop of the workers failed: %s" % err.strip()[-1500:], stage="app")
-        self.compose("start", *p["worker_services"])
+        for worker in p["worker_services"]:
+            for cid in self.containers(client, definition, worker):
+                client.api.start(cid)
         app["workers"] = self.wait_compose(
             client, definition, p["worker_services"], definition.oneshots, ", ".join(p["worker_services"])
         )
