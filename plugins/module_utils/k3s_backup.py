@@ -425,11 +425,47 @@ def set_keys(text, values):
     return "\n".join(out) + "\n"
 
 
+def read_scalar(text, key):
+    """The value of a top-level scalar ``key: value`` line (quotes removed), or None."""
+    match = re.search(r"^%s\s*:\s*[\"']?([^\"'\s#]+)" % re.escape(key), text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def replace_list_item(text, key, old, new):
+    """In the block list under top-level ``key``, turn the item ``old`` into ``new`` (keeping its
+    quoting), or drop it when ``new`` is listed already."""
+    lines, out, inside = text.splitlines(), [], False
+    listed = set()
+    for line in lines:
+        if CONFIG_KEY.match(line):
+            inside = CONFIG_KEY.match(line).group(1).strip("'\"") == key
+        elif inside:
+            item = re.match(r"^(\s*-\s*)([\"']?)([^\"'#\s]+)([\"']?)\s*$", line)
+            if item:
+                listed.add(item.group(3))
+    for line in lines:
+        if CONFIG_KEY.match(line):
+            inside = CONFIG_KEY.match(line).group(1).strip("'\"") == key
+        elif inside:
+            item = re.match(r"^(\s*-\s*)([\"']?)([^\"'#\s]+)([\"']?)\s*$", line)
+            if item and item.group(3) == old:
+                if new not in listed:
+                    out.append(item.group(1) + item.group(2) + new + item.group(4))
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def write_config_keys(path, values):
-    """Set ``values`` in config.yaml atomically, keeping its mode and owner; True when it changed."""
+    """Set ``values`` in config.yaml atomically, keeping its mode and owner; True when it changed.
+    A new node-ip also replaces the old one in tls-san, so the API certificate does not keep
+    naming an address the host no longer has."""
     with open(path) as handle:
         before = handle.read()
     after = set_keys(before, values)
+    old_ip = read_scalar(before, "node-ip")
+    if old_ip and values.get("node-ip") and old_ip != values["node-ip"]:
+        after = replace_list_item(after, "tls-san", old_ip, values["node-ip"])
     if after == before:
         return False
     stat = os.stat(path)

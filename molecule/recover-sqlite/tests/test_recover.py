@@ -324,8 +324,10 @@ def test_k3s_is_active_at_the_new_address(host):
     config = yaml.safe_load(host.file(CONFIG).content_string)
     assert config["node-ip"] == NEW_IP
     assert config["flannel-iface"] == "eth0"
-    unchanged = {k: v for k, v in STATE["config"].items() if k not in ("node-ip", "flannel-iface")}
+    unchanged = {k: v for k, v in STATE["config"].items() if k not in ("node-ip", "flannel-iface", "tls-san")}
     assert {k: v for k, v in config.items() if k in unchanged} == unchanged, "other config.yaml keys must stay"
+    expected_sans = [NEW_IP if san == STATE["old_ip"] else san for san in STATE["config"]["tls-san"]]
+    assert config["tls-san"] == expected_sans, "the old address must leave tls-san, the rest stays"
     node = json.loads(sh(host, "k3s kubectl get nodes -o json"))["items"][0]
     addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
     ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}

@@ -238,3 +238,23 @@ def test_remove_path_handles_files_links_and_trees(tmp_path):
     assert k3s_backup.remove_path(str(tmp_path / "tree")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is False
+
+
+def test_a_new_node_ip_replaces_the_old_one_in_tls_san(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'node-ip: 172.17.0.3\ntls-san:\n  - "host.docker.internal"\n  - "172.17.0.3"\n  - 172.17.0.3\n'
+        "disable:\n  - 172.17.0.3\n"
+    )
+    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is True
+    assert config.read_text() == (
+        'node-ip: 10.77.0.5\ntls-san:\n  - "host.docker.internal"\n  - "10.77.0.5"\n  - 10.77.0.5\n'
+        "disable:\n  - 172.17.0.3\n"
+    )
+
+
+def test_an_old_tls_san_entry_is_dropped_when_the_new_address_is_listed(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text('node-ip: 172.17.0.3\ntls-san:\n  - "172.17.0.3"\n  - "10.77.0.5"\n')
+    write_config_keys(str(config), {"node-ip": "10.77.0.5"})
+    assert config.read_text() == 'node-ip: 10.77.0.5\ntls-san:\n  - "10.77.0.5"\n'
