@@ -384,14 +384,8 @@ class Rebuild:
         return [self.module.get_bin_path("timeout", required=True), str(max(1, int(seconds)))] + list(argv)
 
     def systemctl(self, verb):
-        self.run(
-            [self.module.get_bin_path("systemctl", required=True), verb, self.p["service"]],
-            "systemctl %s %s"
-            % (
-                verb,
-                self.p["service"],
-            ),
-        )
+        systemctl = self.module.get_bin_path("systemctl", required=True)
+        self.run([systemctl, verb, self.p["service"]], "systemctl %s %s" % (verb, self.p["service"]))
 
     def active_state(self):
         systemctl = self.module.get_bin_path("systemctl", required=True)
@@ -502,11 +496,12 @@ class Rebuild:
 
     def backup(self):
         p = self.p
-        prepare_backup_dir(p["backup_dir"])
         # Upstream's manual fix runs `k3s etcd-snapshot save` without --dir, which writes into
         # server/db/snapshots, the directory it deletes next; here it goes into the backup. A
         # crash-looping server may not answer: the cold copy of server/db/etcd is then the backup.
         if p["datastore"] == "etcd":
+            # create_backup prepares the directory too; the snapshot has to land in it first.
+            prepare_backup_dir(p["backup_dir"])
             snapshot = dict(saved=False, dir=os.path.join(p["backup_dir"], "etcd-snapshot"))
             rc, out, err = self.module.run_command(
                 self.bounded(p["snapshot_timeout"], p["binary"], "etcd-snapshot", "save", "--dir", snapshot["dir"],
@@ -566,11 +561,9 @@ class Rebuild:
         )
         if p["strategy"] == "reset" and p["datastore"] == "etcd":
             # Rewrites the member's peer address and makes it a single-member cluster (k3s 4296).
-            rc, out, err = self.module.run_command(
-                self.bounded(p["ready_timeout"], p["binary"], "server", "--cluster-reset")
+            self.run(
+                self.bounded(p["ready_timeout"], p["binary"], "server", "--cluster-reset"), "k3s server --cluster-reset"
             )
-            if rc != 0:
-                raise StepError("k3s server --cluster-reset failed (rc=%d): %s" % (rc, (err or out).strip()[-1500:]))
         elif p["strategy"] == "reset":
             self.run([p["binary"], "certificate", "rotate"], "k3s certificate rotate")
         self.systemctl("start")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -65,3 +66,22 @@ def pki(tmp_path_factory):
     files["client_key"] = waitlib_tls.write(directory, "client.key", key)
     files["ca_obj"] = ca
     return files
+
+
+@pytest.fixture
+def k3s_files(tmp_path):
+    """A k3s tree under tmp_path/k3s: config.yaml, token, tls and a WAL-mode kine datastore with
+    uncheckpointed writes (the connection stays open, as with a live k3s). Yields (tree, connection)."""
+    src = tmp_path / "k3s"
+    (src / "server" / "tls").mkdir(parents=True)
+    (src / "server" / "db").mkdir(parents=True)
+    (src / "config.yaml").write_text("node-ip: 172.17.0.3\nflannel-iface: eth0\n")
+    (src / "server" / "token").write_text("K10abc::server:secret\n")
+    (src / "server" / "tls" / "server-ca.crt").write_text("-----BEGIN CERTIFICATE-----\nx\n")
+    conn = sqlite3.connect(str(src / "server" / "db" / "state.db"))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT, value BLOB, deleted INTEGER)")
+    conn.execute("INSERT INTO kine (name, value, deleted) VALUES ('/registry/minions/n', x'00', 0)")
+    conn.commit()
+    yield src, conn
+    conn.close()

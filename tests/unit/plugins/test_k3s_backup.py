@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -27,25 +26,6 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup 
     verify,
     write_config_keys,
 )
-
-
-@pytest.fixture
-def k3s_files(tmp_path):
-    """config.yaml, token, tls and a WAL-mode kine datastore with uncheckpointed writes."""
-    src = tmp_path / "src"
-    (src / "server" / "tls").mkdir(parents=True)
-    (src / "server" / "db").mkdir(parents=True)
-    (src / "config.yaml").write_text("node-ip: 172.17.0.3\nflannel-iface: eth0\n")
-    (src / "server" / "token").write_text("K10abc::server:secret\n")
-    (src / "server" / "tls" / "server-ca.crt").write_text("-----BEGIN CERTIFICATE-----\nx\n")
-    conn = sqlite3.connect(str(src / "server" / "db" / "state.db"))
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT, value BLOB, deleted INTEGER)")
-    conn.execute("INSERT INTO kine (name, value, deleted) VALUES ('/registry/minions/n', x'00', 0)")
-    conn.commit()
-    # Keep the connection open so the -wal file is not checkpointed away, as with a live k3s.
-    yield src, conn
-    conn.close()
 
 
 def backup(tmp_path, src, name="20260101T000000Z", keep=0):

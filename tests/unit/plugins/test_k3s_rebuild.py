@@ -5,7 +5,6 @@ k3s, compose) is proven end to end by the recover-sqlite and recover-etcd molecu
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -21,14 +20,8 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup 
 
 
 @pytest.fixture
-def backup_dir(tmp_path):
-    src = tmp_path / "k3s"
-    (src / "server" / "db").mkdir(parents=True)
-    (src / "config.yaml").write_text("node-ip: 172.17.0.3\n")
-    (src / "server" / "token").write_text("K10abc::server:secret\n")
-    conn = sqlite3.connect(str(src / "server" / "db" / "state.db"))
-    conn.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT)")
-    conn.commit()
+def backup_dir(tmp_path, k3s_files):
+    src, conn = k3s_files
     conn.close()
     folder = tmp_path / "backups" / "20260101T000000Z"
     create_backup(
