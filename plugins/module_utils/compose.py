@@ -189,8 +189,8 @@ class EventWaker:
 ORDER = {"failed": 0, "waiting": 1, "ready": 2}
 
 
-def uptime_seconds(started_at):
-    """Seconds since Docker's State.StartedAt (RFC 3339 with nanoseconds), or None when unparsable."""
+def started_epoch(started_at):
+    """Docker's State.StartedAt (RFC 3339 with nanoseconds) as epoch seconds, or None."""
     if not started_at or started_at.startswith("0001-"):
         return None
     try:
@@ -203,7 +203,13 @@ def uptime_seconds(started_at):
         started = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
     except ValueError:
         return None
-    return (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+    return (started - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
+
+
+def uptime_seconds(started_at):
+    """Seconds since Docker's State.StartedAt, or None when unparsable."""
+    started = started_epoch(started_at)
+    return None if started is None else time.time() - started
 
 
 class ComposeProbe:
@@ -294,6 +300,7 @@ class ComposeProbe:
                 ready=False,
                 containers=len(ids),
                 seconds_to_ready=None,
+                started_at=None,
             )
             worst = None
             for cid in ids:
@@ -315,6 +322,7 @@ class ComposeProbe:
                     health=(state.get("Health") or {}).get("Status"),
                     exit_code=state.get("ExitCode"),
                     restart_count=info.get("RestartCount") or 0,
+                    started_at=started_epoch(state.get("StartedAt")),
                 )
                 if verdict == "ready":
                     entry["ready"] = True

@@ -134,9 +134,10 @@ services:
   description:
     - Per service, C(state) (C(running), C(exited), C(restarting), C(created), or C(missing) when no
       container exists), C(health) (C(healthy), C(unhealthy), C(starting), or null without a
-      healthcheck), C(exit_code), C(restart_count), C(oneshot), C(ready), C(containers) (count), and
+      healthcheck), C(exit_code), C(restart_count), C(oneshot), C(ready), C(containers) (count),
       C(seconds_to_ready) (seconds from the start of the wait until it was first seen ready, null
-      when never). With several replicas the least ready container is reported.
+      when never) and C(started_at) (the container's last start, epoch seconds). With several
+      replicas the least ready container is reported.
   returned: always
   type: dict
   sample:

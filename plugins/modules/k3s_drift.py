@@ -46,13 +46,17 @@ options:
     type: str
   node_ip:
     description:
-      - The node IP the host should use now. Overrides the recommendation (which is derived from
-        the configured address, the C(flannel-iface) interface and the default route).
+      - The node IP the host should use now (the k3s role's C(k3s_node_ip)). Without it the
+        collection's node-address policy recommends one (see M(integr8scode.provision.k3s_config)):
+        O(node_interface)'s address, else the address k3s records while a LAN interface still
+        holds it, else the LAN interface of the main table's default route; never a tunnel or
+        virtual device.
     type: str
-  interface:
-    description:
-      - Interface whose address is recommended as the new node IP. Defaults to C(flannel-iface)
-        from the configuration, else the default route's interface unless that is a tunnel.
+  node_interface:
+    description: Interface whose first IPv4 address is the node IP (C(k3s_node_interface)).
+    type: str
+  flannel_iface:
+    description: C(flannel-iface) to recommend when it must differ from the node IP's interface (C(k3s_flannel_iface)).
     type: str
   kubeconfigs:
     description:
@@ -141,9 +145,13 @@ recommended_node_ip:
   returned: always
   type: str
 recommended_flannel_iface:
-  description: The interface that holds the recommended node IP.
+  description: The interface that holds the recommended node IP (or O(flannel_iface)).
   returned: always
   type: str
+node_address:
+  description: The node-address policy's C(source) and C(reason), or its C(error) when no address qualifies.
+  returned: always
+  type: dict
 flannel_iface:
   description: C(flannel-iface) from the configuration, or null.
   returned: always
@@ -177,13 +185,31 @@ import socket
 import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
+    DEFAULT_DATA_DIR,
+    HAS_YAML,
+    first_node_ip,
+    is_ip,
+    read_config,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import scalar as _scalar
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
+    NodeAddressError,
+    choose_node_address,
+    excluded_reason,
+    flannel_iface_for,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import (
+    describe as describe_unit,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import (
+    is_crash_looping,
+    parse_unit_show,
+    unit_state,
+)
 
-try:
+if HAS_YAML:
     import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - exercised on hosts without PyYAML
-    HAS_YAML = False
 
 try:
     from cryptography import x509
@@ -192,105 +218,8 @@ try:
 except ImportError:  # pragma: no cover - exercised on hosts without cryptography
     HAS_CRYPTOGRAPHY = False
 
-DEFAULT_DATA_DIR = "/var/lib/rancher/k3s"
-# Interfaces that never carry the node IP: container bridges and veths, CNI/flannel devices.
-VIRTUAL_PREFIXES = ("lo", "docker", "br-", "veth", "cni", "flannel", "kube-", "virbr", "vxlan")
-# VPN and overlay tunnels: a default route through one of these is a VPN, not the LAN
-# (NordLynx is named nordlynx; WireGuard wg*, OpenVPN tun*/tap*, Tailscale, ZeroTier).
-TUNNEL_PREFIXES = ("nordlynx", "nordtun", "tun", "tap", "wg", "tailscale", "zt", "ppp", "ipsec")
 SERVING_CERTS = ("serving-kube-apiserver.crt", "dynamic-cert.json")
 IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
-
-
-# --------------------------------------------------------------------------- parsing helpers
-
-
-def _scalar(value):
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value).strip().strip("'\"")
-
-
-def parse_simple_yaml(text):
-    """Top-level keys of a k3s config file; PyYAML when present, else a line parser.
-
-    The fallback understands what k3s configs hold: `key: scalar` and `key:` followed by
-    `- item` lines.
-    """
-    if HAS_YAML:
-        data = yaml.safe_load(text)
-        return data if isinstance(data, dict) else {}
-    data, current = {}, None
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if not line[0].isspace():
-            key, sep, value = line.partition(":")
-            if not sep:
-                continue
-            key, value = key.strip().strip("'\""), value.split(" #")[0].strip()
-            if value.startswith("[") and value.endswith("]"):
-                data[key] = [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
-                current = None
-            elif value:
-                data[key] = value.strip("'\"")
-                current = None
-            else:
-                data[key], current = [], key
-        elif current and line.strip().startswith("- "):
-            data[current].append(line.strip()[2:].strip().strip("'\""))
-    return {k: (v if v != [] else None) for k, v in data.items()}
-
-
-def read_k3s_config(config_file):
-    """Merged k3s configuration: config.yaml, then drop-ins in lexical order (later wins)."""
-    merged, sources, errors = {}, {}, []
-    files = []
-    if os.path.isfile(config_file):
-        files.append(config_file)
-    dropin_dir = config_file + ".d"
-    if os.path.isdir(dropin_dir):
-        files.extend(
-            os.path.join(dropin_dir, name)
-            for name in sorted(os.listdir(dropin_dir))
-            if name.endswith((".yaml", ".yml"))
-        )
-    for path in files:
-        try:
-            with open(path) as handle:
-                data = parse_simple_yaml(handle.read())
-        except (OSError, ValueError) as exc:
-            errors.append("%s: %s" % (path, exc))
-            continue
-        except Exception as exc:  # yaml.YAMLError without importing yaml unconditionally
-            errors.append("%s: %s" % (path, exc))
-            continue
-        for key, value in data.items():
-            merged[key] = value
-            sources[key] = path
-    return merged, sources, errors
-
-
-def first_node_ip(value):
-    """k3s accepts `node-ip: a` or `node-ip: a,b` (dual stack) or a list; the first IPv4 wins."""
-    if value is None:
-        return None
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    items = [str(i).strip().strip("'\"") for i in items if str(i).strip()]
-    for item in items:
-        if is_ip(item) and ipaddress.ip_address(item).version == 4:
-            return item
-    return items[0] if items else None
-
-
-def is_ip(text):
-    try:
-        ipaddress.ip_address(str(text))
-    except ValueError:
-        return False
-    return True
 
 
 def service_cluster_ip(config):
@@ -519,127 +448,37 @@ def _pem_der(pem):
 # --------------------------------------------------------------------------- host state
 
 
-def is_tunnel(name, flags=(), link_type=None):
-    return (
-        name.startswith(TUNNEL_PREFIXES)
-        or "POINTOPOINT" in (flags or ())
-        or link_type in ("none", "ppp", "tunnel", "wireguard")
-    )
-
-
 def parse_ip_addr_json(text):
-    """Global-scope addresses from `ip -j addr show`."""
+    """Global-scope addresses from `ip -j addr show`; ``tunnel`` is the node-address policy's
+    verdict (a tunnel or virtual device never carries the node address)."""
     result = []
     for link in json.loads(text or "[]"):
-        name = link.get("ifname", "")
-        tunnel = is_tunnel(name, link.get("flags"), link.get("link_type"))
+        excluded = excluded_reason(link)
         for addr in link.get("addr_info", []):
             if addr.get("scope") != "global" or addr.get("family") not in ("inet", "inet6"):
                 continue
             result.append(
                 {
-                    "interface": name,
+                    "interface": link.get("ifname", ""),
                     "address": addr.get("local"),
                     "prefix": addr.get("prefixlen"),
                     "family": addr.get("family"),
-                    "tunnel": tunnel,
-                    "virtual": name.startswith(VIRTUAL_PREFIXES),
+                    "tunnel": bool(excluded),
                 }
             )
     return result
 
 
-def parse_default_route_json(text, addresses):
+def parse_default_route_json(text):
+    """The main table's default route; NordVPN keeps its own in policy table 205."""
     routes = json.loads(text or "[]")
     if not routes:
         return None
     # Lowest metric wins, as the kernel picks it.
     route = sorted(routes, key=lambda r: r.get("metric", 0))[0]
-    dev = route.get("dev")
-    tunnel = any(a["tunnel"] for a in addresses if a["interface"] == dev) or is_tunnel(dev or "", route.get("flags"))
+    dev = route.get("dev") or ""
+    tunnel = bool(excluded_reason({"ifname": dev, "flags": route.get("flags")})) and dev != "lo"
     return {"interface": dev, "gateway": route.get("gateway"), "tunnel": tunnel}
-
-
-def recommend(config_ip, addresses, default_route, preferred_iface, explicit_ip):
-    """(node IP, interface) k3s should use now."""
-    by_ip = {a["address"]: a for a in addresses}
-    if explicit_ip:
-        found = by_ip.get(explicit_ip)
-        return explicit_ip, found["interface"] if found else None
-    if config_ip and config_ip in by_ip:
-        return config_ip, by_ip[config_ip]["interface"]
-    v4 = [a for a in addresses if a["family"] == "inet" and not a["virtual"]]
-
-    def first_on(iface):
-        for addr in v4:
-            if addr["interface"] == iface:
-                return addr["address"], iface
-        return None
-
-    if preferred_iface:
-        hit = first_on(preferred_iface)
-        if hit:
-            return hit
-    if config_ip:
-        # Same subnet as the old address on another interface: the LAN moved interfaces.
-        for addr in v4:
-            try:
-                net = ipaddress.ip_network("%s/%s" % (addr["address"], addr["prefix"]), strict=False)
-                if ipaddress.ip_address(config_ip) in net:
-                    return addr["address"], addr["interface"]
-            except ValueError:
-                continue
-    if default_route and not default_route["tunnel"]:
-        hit = first_on(default_route["interface"])
-        if hit:
-            return hit
-    # The default route is a VPN tunnel: keep k3s on the LAN side, never on the tunnel
-    # (flannel follows the default route unless told otherwise, k3s #12459).
-    for addr in v4:
-        if not addr["tunnel"]:
-            return addr["address"], addr["interface"]
-    if default_route:
-        hit = first_on(default_route["interface"])
-        if hit:
-            return hit
-    return None, None
-
-
-def unit_state(module, service):
-    systemctl = module.get_bin_path("systemctl")
-    state = {"active_state": None, "sub_state": None, "result": None, "n_restarts": None, "load_state": None}
-    if not systemctl:
-        state["error"] = "systemctl not found"
-        return state
-    rc, out, err = module.run_command(
-        [systemctl, "show", service, "--property=ActiveState,SubState,Result,NRestarts,LoadState"]
-    )
-    if rc != 0:
-        state["error"] = err.strip() or out.strip()
-        return state
-    return parse_unit_show(out)
-
-
-def parse_unit_show(text):
-    props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    restarts = props.get("NRestarts")
-    return {
-        "active_state": props.get("ActiveState"),
-        "sub_state": props.get("SubState"),
-        "result": props.get("Result"),
-        "n_restarts": int(restarts) if restarts and restarts.isdigit() else None,
-        "load_state": props.get("LoadState"),
-    }
-
-
-def is_crash_looping(state):
-    """Restart=always turns a failing start into activating/auto-restart (upstream's symptom)."""
-    active, sub = state.get("active_state"), state.get("sub_state")
-    if active == "failed" or sub == "auto-restart":
-        return True
-    if active in ("activating", "deactivating") and (state.get("n_restarts") or 0) > 0:
-        return True
-    return False
 
 
 # --------------------------------------------------------------------------- assessment
@@ -669,7 +508,22 @@ def assess(facts):
             actual=config_ip,
         )
     if not expected:
-        add("node_ip_available", "drift", "no usable address for the k3s node on this host", None, None)
+        add(
+            "node_ip_available",
+            "drift",
+            facts.get("node_address_error") or "no usable address for the k3s node on this host",
+            None,
+            None,
+        )
+    elif config_ip and config_ip in host_ips and config_ip != expected:
+        add(
+            "config_node_ip_policy",
+            "drift",
+            "node-ip %s in %s is not the address the node-address policy chooses, %s (%s)"
+            % (config_ip, config_file, expected, facts.get("node_address_reason") or "pinned"),
+            expected=expected,
+            actual=config_ip,
+        )
 
     iface = facts.get("flannel_iface")
     if iface and iface not in facts["interfaces"]:
@@ -755,8 +609,7 @@ def assess(facts):
         add(
             "service_running",
             "warning",
-            "k3s is crash-looping (ActiveState=%s SubState=%s NRestarts=%s)"
-            % (svc.get("active_state"), svc.get("sub_state"), svc.get("n_restarts")),
+            describe_unit("k3s", svc),
         )
     return findings
 
@@ -769,7 +622,8 @@ def run_module():
             "service": {"type": "str", "default": "k3s"},
             "node_name": {"type": "str"},
             "node_ip": {"type": "str"},
-            "interface": {"type": "str"},
+            "node_interface": {"type": "str"},
+            "flannel_iface": {"type": "str"},
             "kubeconfigs": {"type": "list", "elements": "path", "default": ["/etc/rancher/k3s/k3s.yaml"]},
         },
         supports_check_mode=True,
@@ -778,7 +632,7 @@ def run_module():
     if params["node_ip"] and not is_ip(params["node_ip"]):
         module.fail_json(msg="node_ip: %r is not an IP address" % params["node_ip"])
 
-    config, sources, config_errors = read_k3s_config(params["config_file"])
+    config, sources, config_errors = read_config(params["config_file"])
     data_dir = params["data_dir"] or _scalar(config.get("data-dir")) or DEFAULT_DATA_DIR
     installed = os.path.isfile(params["config_file"]) or os.path.isdir(os.path.join(data_dir, "server"))
 
@@ -788,20 +642,14 @@ def run_module():
     rc, out, err = module.run_command([ip_bin, "-j", "addr", "show"])
     if rc != 0:
         module.fail_json(msg="ip -j addr show failed: %s" % err.strip())
+    links = json.loads(out or "[]")
     addresses = parse_ip_addr_json(out)
-    rc, links_out, err = module.run_command([ip_bin, "-j", "link", "show"])
-    interfaces = sorted({link.get("ifname") for link in json.loads(links_out or "[]")}) if rc == 0 else []
-    rc, route_out, err = module.run_command([ip_bin, "-j", "route", "show", "default"])
-    default_route = parse_default_route_json(route_out if rc == 0 else "[]", addresses)
-    if default_route is None:
-        rc, route_out, err = module.run_command([ip_bin, "-j", "-6", "route", "show", "default"])
-        default_route = parse_default_route_json(route_out if rc == 0 else "[]", addresses)
-
-    config_ip = first_node_ip(config.get("node-ip"))
-    flannel_iface = _scalar(config.get("flannel-iface"))
-    preferred = params["interface"] or flannel_iface
-    recommended, recommended_iface = recommend(config_ip, addresses, default_route, preferred, params["node_ip"])
-    expected = params["node_ip"] or recommended
+    interfaces = sorted(link.get("ifname") for link in links)
+    rc, route_out, err = module.run_command([ip_bin, "-j", "-4", "route", "show", "table", "main"])
+    main_routes = json.loads(route_out or "[]") if rc == 0 else []
+    default_route = parse_default_route_json(
+        json.dumps([r for r in main_routes if r.get("dst") in ("default", "0.0.0.0/0")])
+    )
 
     warnings = list(config_errors)
     tls_dir = os.path.join(data_dir, "server", "tls")
@@ -826,6 +674,19 @@ def run_module():
     if store_error:
         warnings.append(store_error)
 
+    # The collection's one node-address policy, as the k3s role and the watcher apply it.
+    config_ip = first_node_ip(config.get("node-ip"))
+    flannel_iface = _scalar(config.get("flannel-iface"))
+    recorded = [ip for ip in [config_ip] + recorded_store if ip]
+    try:
+        choice = choose_node_address(links, main_routes, params["node_ip"], params["node_interface"], recorded)
+        recommended, recommended_iface = choice["address"], flannel_iface_for(choice, params["flannel_iface"])
+        policy = {"source": choice["source"], "reason": choice["reason"], "error": None}
+    except NodeAddressError as exc:
+        recommended, recommended_iface = None, None
+        policy = {"source": None, "reason": None, "error": str(exc)}
+    expected = recommended
+
     cluster_ca = None
     ca_path = os.path.join(tls_dir, "server-ca.crt")
     if os.path.isfile(ca_path):
@@ -833,7 +694,11 @@ def run_module():
             cluster_ca = handle.read()
     kubeconfigs = [kubeconfig_info(p, cluster_ca) for p in params["kubeconfigs"]]
 
-    service = unit_state(module, params["service"])
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl:
+        service = unit_state(module.run_command, params["service"], systemctl)
+    else:
+        service = dict(parse_unit_show(""), error="systemctl not found")
     crash = is_crash_looping(service)
 
     facts = {
@@ -841,6 +706,8 @@ def run_module():
         "config_ip": config_ip,
         "config_ip_file": sources.get("node-ip"),
         "expected_ip": expected,
+        "node_address_error": policy["error"],
+        "node_address_reason": policy["reason"],
         "addresses": addresses,
         "interfaces": interfaces,
         "default_route": default_route,
@@ -873,6 +740,7 @@ def run_module():
         },
         "recommended_node_ip": recommended,
         "recommended_flannel_iface": recommended_iface,
+        "node_address": policy,
         "flannel_iface": flannel_iface,
         "node_name": node_name,
         "host": {"addresses": addresses, "default_route": default_route, "interfaces": interfaces},

@@ -97,7 +97,10 @@ options:
     type: path
     default: /usr/local/bin/k3s
   config_file:
-    description: k3s config.yaml; only the C(node-ip) and C(flannel-iface) lines are rewritten.
+    description:
+      - k3s config.yaml. Rendered again by the renderer the k3s role uses
+        (integr8scode.provision.k3s_config) with the new C(node-ip) and C(flannel-iface), and the
+        old address replaced by the new one in C(tls-san); every other setting is kept.
     type: path
     default: /etc/rancher/k3s/config.yaml
   data_dir:
@@ -137,8 +140,20 @@ options:
     type: list
     elements: str
     default: [k8s-worker, pod-monitor]
+  app_kubeconfig_mode:
+    description:
+      - Mode the rewritten app kubeconfig is given (it holds a token; the stack role's
+        C(stack_kubeconfig_mode)).
+    type: str
+    default: "0600"
+  app_api_port:
+    description: Port of the API in the app kubeconfig's server URL (C(https://<node_ip>:<port>)).
+    type: int
+    default: 6443
   app_probe_path:
-    description: API path requested with the app's token to prove its kubeconfig (status 200 expected).
+    description:
+      - API path requested with the app kubeconfig's own CA and token to prove it; 200 or 403
+        (authenticated, refused by RBAC) accept the token, as the stack role judges it.
     type: str
     default: /api/v1/namespaces
   app_timeout:
@@ -266,16 +281,13 @@ restore_command:
   type: str
 """
 
-import base64
 import ipaddress
 import os
 import re
-import tempfile
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.urls import open_url
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
@@ -289,6 +301,12 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose imp
     list_containers,
     load_definition,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, write_if_changed
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
+    readdress,
+    render_config,
+    settings_from_text,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_api import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -301,9 +319,16 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup 
     prepare_backup_dir,
     remove_path,
     restore,
-    sha256_file,
     verify,
-    write_config_keys,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
+    judge as judge_app_kubeconfig,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
+    prove_token,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
+    secure as secure_app_kubeconfig,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.kubeconfig import (
     KubeconfigError,
@@ -425,7 +450,6 @@ class Rebuild:
     def rebuilt(self):
         p = self.p
         app = self.app_present()
-        app_sha_before = sha256_file(p["app_kubeconfig"]) if app else None
         user = p["user_kubeconfig"] if p["user_kubeconfig"] and p["user_kubeconfig"] != p["admin_kubeconfig"] else None
         user_host = self.kubeconfig_server_host(user) if user and os.path.isfile(user) else None
         was_active = self.active_state() in ("active", "activating", "reloading")
@@ -462,7 +486,7 @@ class Rebuild:
             mark = self.phase("k3s_ready", mark)
             self.refresh_user_kubeconfig(user, user_host)
             if app:
-                self.reconnect(client, definition, stopper, app_sha_before, mark)
+                self.reconnect(client, definition, stopper, mark)
             else:
                 self.result["app"] = dict(reconnected=False, reason="no app kubeconfig at %s" % p["app_kubeconfig"])
                 self.result["workers_ready_at"] = None
@@ -540,14 +564,16 @@ class Rebuild:
             keep=p["keep_backups"],
         )
 
-    def config_values(self):
-        # node-ip is a top-level scalar because upstream's cert-generator reads it with a line
-        # grep; flannel-iface pins flannel to the node-ip interface, not the default route a VPN
-        # takes over (k3s 12459, 12056).
-        values = {"node-ip": self.p["node_ip"]}
-        if self.p["flannel_iface"]:
-            values["flannel-iface"] = self.p["flannel_iface"]
-        return values
+    def write_config(self):
+        """config.yaml on the new address through the k3s role's renderer, so the next site.yml
+        renders the same bytes (it once line-edited a copy and a rerun undid the recovery)."""
+        p = self.p
+        with open(p["config_file"]) as handle:
+            settings = settings_from_text(handle.read())
+        settings = readdress(settings, p["node_ip"], p["flannel_iface"] or settings.get("flannel-iface"))
+        changed, _before = write_if_changed(p["config_file"], render_config(settings), 0o600, 0, 0)
+        keys = ("node-ip", "flannel-iface", "tls-san")
+        return dict(file=p["config_file"], set=dict((k, settings[k]) for k in keys), changed=changed)
 
     def rebuild_k3s(self):
         p = self.p
@@ -555,10 +581,7 @@ class Rebuild:
             # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
             # start, and nothing may read the stale one in between.
             self.result["removed"] = [x for x in (self.db_dir, self.tls_dir, p["admin_kubeconfig"]) if remove_path(x)]
-        values = self.config_values()
-        self.result["config"] = dict(
-            file=p["config_file"], set=values, changed=write_config_keys(p["config_file"], values)
-        )
+        self.result["config"] = self.write_config()
         if p["strategy"] == "reset" and p["datastore"] == "etcd":
             # Rewrites the member's peer address and makes it a single-member cluster (k3s 4296).
             self.run(
@@ -617,13 +640,7 @@ class Rebuild:
             text = handle.read()
         if user_host and user_host not in LOOPBACK_HOSTS:
             text = SERVER_LINE.sub(lambda m: m.group(1) + self.p["node_ip"] + m.group(3), text)
-        stat = os.stat(user)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(user), prefix=".kubeconfig.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.chown(tmp, stat.st_uid, stat.st_gid)
-        os.rename(tmp, user)
+        atomic_write(user, text, 0o600)
         info.update(refreshed=True, server=self.kubeconfig_server_host(user))
 
     def wait_compose(self, client, definition, services, oneshots, what):
@@ -647,7 +664,7 @@ class Rebuild:
             )
         return services_seen
 
-    def reconnect(self, client, definition, stopper, app_sha_before, mark):
+    def reconnect(self, client, definition, stopper, mark):
         """cert-generator writes a new kubeconfig (new address, token of a new ServiceAccount); the
         workers read it only at start-up, so they start after it."""
         p = self.p
@@ -664,11 +681,18 @@ class Rebuild:
             client.api.restart(cid, timeout=10)
         generator = p["cert_generator_service"]
         app["cert_generator"] = self.wait_compose(client, definition, [generator], {generator}, generator)
-        # Its exit code is only that of its last script: success is a new file.
-        if not os.path.isfile(p["app_kubeconfig"]) or os.path.getsize(p["app_kubeconfig"]) == 0:
-            raise StepError("%s exited 0 but %s is missing or empty" % (generator, p["app_kubeconfig"]), stage="app")
-        if sha256_file(p["app_kubeconfig"]) == app_sha_before:
-            raise StepError("%s exited 0 but did not rewrite %s" % (generator, p["app_kubeconfig"]), stage="app")
+        # Its exit code is only that of its last script: success is a file this run wrote, for
+        # the new address (the stack role judges it with the same function).
+        config, facts = judge_app_kubeconfig(
+            p["app_kubeconfig"], p["node_ip"], p["app_api_port"], app["cert_generator"][generator]["started_at"]
+        )
+        if facts["problems"]:
+            raise StepError(
+                "%s exited 0 but %s is not usable: %s" % (generator, p["app_kubeconfig"], "; ".join(facts["problems"])),
+                stage="app",
+            )
+        # As the stack role leaves it, so its next run changes nothing.
+        secure_app_kubeconfig(p["app_kubeconfig"], int(p["app_kubeconfig_mode"], 8))
         mark = self.phase("cert_generator", mark)
         rc, err = stopper.wait(p["app_timeout"])
         if rc is None:
@@ -683,44 +707,15 @@ class Rebuild:
         )
         self.result["workers_ready_at"] = time.time()
         self.phase("workers", mark)
-        app.update(self.prove_app_kubeconfig())
-        app["reconnected"] = True
-
-    def prove_app_kubeconfig(self):
-        """One real request with the app's own CA and token, as the workers make them."""
-        p = self.p
-        config = read_kubeconfig(p["app_kubeconfig"])
-        server = current_server(config)
-        cluster = (config.get("clusters") or [{}])[0].get("cluster") or {}
-        user = (config.get("users") or [{}])[0].get("user") or {}
-        token = user.get("token")
-        if not server or not token or not cluster.get("certificate-authority-data"):
-            raise StepError("%s has no server, token or CA data" % p["app_kubeconfig"], stage="app")
-        fd, ca_file = tempfile.mkstemp(prefix="k3s-rebuild-ca-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(base64.b64decode(cluster["certificate-authority-data"]))
-            status, error = None, ""
-            try:
-                response = open_url(
-                    server.rstrip("/") + p["app_probe_path"],
-                    headers={"Authorization": "Bearer " + token},
-                    ca_path=ca_file,
-                    timeout=10,
-                )
-                status = response.getcode()
-            except Exception as exc:  # HTTPError carries the status; anything else is the reason
-                status = getattr(exc, "code", None)
-                error = str(exc)
-        finally:
-            os.remove(ca_file)
-        if status != 200:
+        accepted, status, error = prove_token(config, p["app_probe_path"])
+        if not accepted:
             raise StepError(
                 "the API refused the app's kubeconfig (%s, GET %s): status %s %s"
                 % (p["app_kubeconfig"], p["app_probe_path"], status, error),
                 stage="app",
             )
-        return dict(kubeconfig_server=server, probe_status=status)
+        app.update(kubeconfig_server=facts["server"], probe_status=status)
+        app["reconnected"] = True
 
     # ------------------------------------------------------------------ restored, verified
 
@@ -817,6 +812,8 @@ def main():
             cert_generator_service=dict(type="str", default="cert-generator"),
             worker_services=dict(type="list", elements="str", default=["k8s-worker", "pod-monitor"]),
             app_probe_path=dict(type="str", default="/api/v1/namespaces"),
+            app_api_port=dict(type="int", default=6443),
+            app_kubeconfig_mode=dict(type="str", default="0600"),
             app_timeout=dict(type="float", default=300.0),
             lock_path=dict(type="path", default="/run/lock/integr8scode-k3s-recover.lock"),
             lock_ttl=dict(type="int", default=3600),

@@ -92,7 +92,7 @@ def test_cert_generator_exiting_0_without_a_fresh_kubeconfig_fails_the_play(host
         # Upstream's shape: the exit code is only the second script's.
         assert (state["Status"], state["ExitCode"]) == ("exited", 0)
         assert host.file(KUBECONFIG).mtime == mtime
-        assert "not rewritten by its latest run" in run.output
+        assert "not rewritten by the latest cert-generator run" in run.output
     finally:
         restore(host, ansible_playbook)
     assert host.file(KUBECONFIG).mtime > mtime

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils import k3s_backup  # noqa: E402
@@ -22,9 +22,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup 
     RunLock,
     create_backup,
     restore,
-    set_keys,
     verify,
-    write_config_keys,
 )
 
 
@@ -172,26 +170,6 @@ def test_restore_from_a_damaged_backup_restores_nothing(tmp_path, k3s_files):
     assert (src / "config.yaml").read_text() == "node-ip: 10.77.0.5\n"
 
 
-def test_set_keys_replaces_two_keys_and_keeps_every_other_line():
-    text = (
-        "# managed by the k3s role\nnode-ip:\n  - 172.17.0.3\ntls-san:\n  - host.docker.internal\ncluster-init: true\n"
-    )
-    assert set_keys(text, {"node-ip": "10.77.0.5", "flannel-iface": "eth0"}) == (
-        "# managed by the k3s role\nnode-ip: 10.77.0.5\ntls-san:\n  - host.docker.internal\n"
-        "cluster-init: true\nflannel-iface: eth0\n"
-    )
-
-
-def test_write_config_keys_keeps_the_mode_and_is_idempotent(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text("node-ip: 172.17.0.3\n")
-    config.chmod(0o600)
-    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is True
-    assert config.read_text() == "node-ip: 10.77.0.5\n"
-    assert config.stat().st_mode & 0o777 == 0o600
-    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is False
-
-
 def test_lock_is_exclusive_expires_and_is_released_only_by_its_owner(tmp_path):
     path = str(tmp_path / "recover.lock")
     first = RunLock(path, "a")
@@ -218,23 +196,3 @@ def test_remove_path_handles_files_links_and_trees(tmp_path):
     assert k3s_backup.remove_path(str(tmp_path / "tree")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is False
-
-
-def test_a_new_node_ip_replaces_the_old_one_in_tls_san(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        'node-ip: 172.17.0.3\ntls-san:\n  - "host.docker.internal"\n  - "172.17.0.3"\n  - 172.17.0.3\n'
-        "disable:\n  - 172.17.0.3\n"
-    )
-    assert write_config_keys(str(config), {"node-ip": "10.77.0.5"}) is True
-    assert config.read_text() == (
-        'node-ip: 10.77.0.5\ntls-san:\n  - "host.docker.internal"\n  - "10.77.0.5"\n  - 10.77.0.5\n'
-        "disable:\n  - 172.17.0.3\n"
-    )
-
-
-def test_an_old_tls_san_entry_is_dropped_when_the_new_address_is_listed(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text('node-ip: 172.17.0.3\ntls-san:\n  - "172.17.0.3"\n  - "10.77.0.5"\n')
-    write_config_keys(str(config), {"node-ip": "10.77.0.5"})
-    assert config.read_text() == 'node-ip: 10.77.0.5\ntls-san:\n  - "10.77.0.5"\n'

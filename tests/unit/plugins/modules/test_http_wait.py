@@ -118,7 +118,8 @@ def test_refused_then_listening(run_module):
     def start():
         holder["srv"] = ServerThread(lambda _r: (200, {}, "ok"), port=port).__enter__()
 
-    timer = threading.Timer(0.7, start)
+    # Late enough that the module has refused attempts behind it even on a loaded machine.
+    timer = threading.Timer(3.0, start)
     timer.start()
     try:
         res = run_module("http_wait", dict(url=url, timeout=30, **FAST))

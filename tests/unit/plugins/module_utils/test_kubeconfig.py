@@ -13,7 +13,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils import kube
 from waitlib_kubeapi import write_kubeconfig
 from waitlib_servers import ServerThread, free_port, tls_context
 
-COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "collections"))
+COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "collections"))
 
 
 def test_read_and_current_server(pki, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup import (  # noqa: E402

@@ -1,0 +1,79 @@
+"""Helpers shared by the verifiers that walk a converged host through network changes
+(recover-sqlite, recover-etcd, default). pytest puts this directory on sys.path for
+molecule/conftest.py, so tests `import testhost`.
+
+Only the test host's own interfaces and loopback are involved: addresses, routes and rules are
+changed inside the test host, and nothing on the controller sends traffic to them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import yaml
+
+STACK = "/opt/Integr8sCode"
+CONFIG = "/etc/rancher/k3s/config.yaml"
+
+
+def flat(output: str) -> str:
+    """The output with line wrapping undone (the yaml callback folds long messages)."""
+    return " ".join(output.split())
+
+
+def sh(host, cmd: str) -> str:
+    result = host.run(cmd)
+    assert result.rc == 0, f"{cmd!r} failed ({result.rc}): {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def wait_until(check, what: str, limit: float = 180, interval: float = 1.0):
+    """Poll a state until it holds; the limit only bounds a hang (nothing here is a timing claim)."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for: {what}")
+        time.sleep(interval)
+
+
+def eth0_ip(host) -> str:
+    return sh(host, "ip -4 -o addr show dev eth0").split()[3].split("/")[0]
+
+
+def switch_ip(host, new_ip: str, gateway: str) -> str:
+    """A VPN/network switch: new address on eth0, old one gone, default route moved; then k3s
+    restarts (as after a reboot or a service restart), which is when it meets the new address."""
+    old = sh(host, "ip -4 -o addr show dev eth0").split()[3]
+    sh(
+        host,
+        f"ip addr add {new_ip}/24 dev eth0 && ip addr del {old} dev eth0 && "
+        f"ip route replace default via {gateway} dev eth0 onlink",
+    )
+    sh(host, "systemctl restart k3s || true")
+    return old.split("/")[0]
+
+
+def unit(host, name: str = "k3s") -> dict:
+    out = sh(host, f"systemctl show {name} --property=ActiveState,SubState,NRestarts")
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def compose(host, args: str) -> str:
+    return sh(host, f"cd {STACK} && docker compose {args}")
+
+
+def health(host, service: str) -> dict:
+    cid = compose(host, f"ps -q {service}").strip()
+    return json.loads(sh(host, f"docker inspect -f '{{{{json .State.Health}}}}' {cid}"))
+
+
+def k3s_config(host) -> dict:
+    return yaml.safe_load(sh(host, f"cat {CONFIG}"))
+
+
+def app_kubeconfig(host) -> dict:
+    return yaml.safe_load(sh(host, f"cat {STACK}/backend/kubeconfig.yaml"))

@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""k3s's /etc/rancher/k3s/config.yaml: reading it (with drop-ins) and the one renderer of its
+content.
+
+The k3s role (module ``k3s_config``) and the recovery (``k3s_rebuild``) both write the file
+through ``render_config``: the role from its variables (``role_settings``), the recovery from the
+file it finds with the new address (``readdress``). A rerun of ``site.yml`` after a recovery
+therefore renders the same bytes and changes nothing, where a line-edited copy once drifted.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import os
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - hosts without PyYAML use the line parser
+    HAS_YAML = False
+
+DEFAULT_CONFIG_FILE = "/etc/rancher/k3s/config.yaml"
+DEFAULT_DATA_DIR = "/var/lib/rancher/k3s"
+# Containers reach the API through the Docker host gateway, as upstream's CI does.
+ALWAYS_SANS = ("host.docker.internal",)
+# Keys the renderer writes itself, in this order; every other key is rendered after them.
+MANAGED_KEYS = (
+    "node-ip",
+    "flannel-iface",
+    "bind-address",
+    "tls-san",
+    "disable",
+    "write-kubeconfig-mode",
+    "cluster-init",
+    "data-dir",
+)
+HEADER = (
+    "# Managed by integr8scode.provision (role k3s); edit the k3s_* variables instead.\n"
+    "# node-ip stays a top-level scalar: upstream Integr8sCode's cert-generator\n"
+    "# reads it with a line grep.\n"
+)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def scalar(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value).strip().strip("'\"")
+
+
+def _plain(value):
+    """A scalar of the line parser: JSON where it parses (quoted strings, true, 3), else as is."""
+    value = value.strip()
+    if value.startswith("'") and value.endswith("'") and len(value) > 1:
+        return value[1:-1]
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def parse_text(text):
+    """Top-level keys of a k3s config file; PyYAML when present, else a line parser that
+    understands what k3s configs hold (`key: scalar`, `key: [a, b]`, `key:` then `- item` lines)."""
+    if HAS_YAML:
+        data = yaml.safe_load(text)
+        return data if isinstance(data, dict) else {}
+    data, current = {}, None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if current and line.lstrip().startswith("- "):
+            data[current].append(_plain(line.strip()[2:].split(" #")[0]))
+        elif not line[0].isspace():
+            key, sep, value = line.partition(":")
+            if not sep:
+                continue
+            key, value = key.strip().strip("'\""), value.split(" #")[0].strip()
+            current = None
+            if value.startswith("[") and value.endswith("]"):
+                data[key] = [_plain(v) for v in value[1:-1].split(",") if v.strip()]
+            elif value:
+                data[key] = _plain(value)
+            else:
+                data[key], current = [], key
+    return {k: (v if v != [] else None) for k, v in data.items()}
+
+
+def read_config(config_file=DEFAULT_CONFIG_FILE):
+    """(merged, sources, errors): config.yaml, then drop-ins in lexical order (later wins), as k3s
+    merges them."""
+    merged, sources, errors = {}, {}, []
+    files = [config_file] if os.path.isfile(config_file) else []
+    dropin_dir = config_file + ".d"
+    if os.path.isdir(dropin_dir):
+        files.extend(
+            os.path.join(dropin_dir, name)
+            for name in sorted(os.listdir(dropin_dir))
+            if name.endswith((".yaml", ".yml"))
+        )
+    for path in files:
+        try:
+            with open(path) as handle:
+                data = parse_text(handle.read())
+        except Exception as exc:  # OSError, ValueError, yaml.YAMLError
+            errors.append("%s: %s" % (path, exc))
+            continue
+        for key, value in data.items():
+            merged[key] = value
+            sources[key] = path
+    return merged, sources, errors
+
+
+def is_ip(text):
+    try:
+        ipaddress.ip_address("%s" % text)
+    except ValueError:
+        return False
+    return True
+
+
+def first_node_ip(value):
+    """k3s accepts `node-ip: a`, `node-ip: a,b` (dual stack) or a list; the first IPv4 wins."""
+    if value is None:
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    items = [str(i).strip().strip("'\"") for i in items if str(i).strip()]
+    for item in items:
+        if is_ip(item) and ipaddress.ip_address("%s" % item).version == 4:
+            return item
+    return items[0] if items else None
+
+
+def recorded_node_ip(config_file=DEFAULT_CONFIG_FILE):
+    """The node-ip k3s is configured with (config.yaml and drop-ins), or None."""
+    merged, _sources, _errors = read_config(config_file)
+    return first_node_ip(merged.get("node-ip"))
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def _mode(value):
+    """write-kubeconfig-mode as four octal digits; YAML 1.1 reads an unquoted 0600 as 384."""
+    if isinstance(value, int):
+        return "%04o" % value
+    return "%04o" % int(str(value), 8)
+
+
+def role_settings(
+    node_ip,
+    flannel_iface,
+    *,
+    bind_address="0.0.0.0",
+    tls_san=(),
+    disable=(),
+    write_kubeconfig_mode="0600",
+    cluster_init=False,
+    data_dir=DEFAULT_DATA_DIR,
+    extra=None,
+):
+    """The settings the k3s role's variables stand for. The node address is always a SAN."""
+    sans = []
+    for san in list(ALWAYS_SANS) + [node_ip] + list(tls_san or ()):
+        if san not in sans:
+            sans.append(san)
+    settings = {
+        "node-ip": node_ip,
+        "flannel-iface": flannel_iface,
+        "bind-address": bind_address,
+        "tls-san": sans,
+        "disable": list(disable or ()),
+        "write-kubeconfig-mode": _mode(write_kubeconfig_mode),
+        "cluster-init": bool(cluster_init),
+        "data-dir": data_dir,
+    }
+    for key, value in (extra or {}).items():
+        if key in MANAGED_KEYS:
+            raise ConfigError("k3s_extra_config must not set %s: the role manages it" % key)
+        settings[key] = value
+    return settings
+
+
+def settings_from_text(text):
+    """The settings a config.yaml holds, in the shape role_settings returns."""
+    data = parse_text(text)
+    settings = {
+        "node-ip": first_node_ip(data.get("node-ip")),
+        "flannel-iface": scalar(data.get("flannel-iface")),
+        "bind-address": scalar(data.get("bind-address")) or "0.0.0.0",
+        "tls-san": _as_list(data.get("tls-san")),
+        "disable": _as_list(data.get("disable")),
+        "write-kubeconfig-mode": _mode(data.get("write-kubeconfig-mode") or "0600"),
+        "cluster-init": str(data.get("cluster-init")).lower() in ("true", "yes", "1"),
+        "data-dir": scalar(data.get("data-dir")) or DEFAULT_DATA_DIR,
+    }
+    for key, value in data.items():
+        if key not in MANAGED_KEYS:
+            settings[key] = value
+    return settings
+
+
+def readdress(settings, node_ip, flannel_iface):
+    """The same settings on a new node address: node-ip, flannel-iface, and the old address
+    replaced by the new one in tls-san (the API certificate must not keep naming an address the
+    host no longer has)."""
+    new = dict(settings)
+    old = settings.get("node-ip")
+    sans = [node_ip if san == old else san for san in settings.get("tls-san") or []]
+    merged = []
+    for san in list(ALWAYS_SANS) + [node_ip] + sans:
+        if san not in merged:
+            merged.append(san)
+    new.update({"node-ip": node_ip, "flannel-iface": flannel_iface, "tls-san": merged})
+    return new
+
+
+def _dump_extra(extra):
+    """Other keys, sorted, as JSON scalars (valid YAML, read back the same with or without
+    PyYAML on the host); k3s flags are scalars or lists."""
+    lines = []
+    for key in sorted(extra):
+        value = extra[key]
+        if isinstance(value, (list, tuple)):
+            lines.append("%s:" % key)
+            lines.extend("  - %s" % json.dumps(v) for v in value)
+        else:
+            lines.append("%s: %s" % (key, json.dumps(value)))
+    return "\n".join(lines) + "\n"
+
+
+def render_config(settings):
+    """config.yaml's content for ``settings`` (role_settings / readdress)."""
+    if not settings.get("node-ip"):
+        raise ConfigError("node-ip is required")
+    out = [HEADER, "node-ip: %s\n" % settings["node-ip"]]
+    out.append("# flannel otherwise follows the default route, not node-ip (k3s #12459, #12056, #1365).\n")
+    out.append("flannel-iface: %s\n" % settings["flannel-iface"])
+    out.append("bind-address: %s\n" % settings["bind-address"])
+    out.append("tls-san:\n")
+    out.extend("  - %s\n" % json.dumps(san) for san in settings["tls-san"])
+    if settings.get("disable"):
+        out.append("disable:\n")
+        out.extend("  - %s\n" % component for component in settings["disable"])
+    out.append('write-kubeconfig-mode: "%s"\n' % settings["write-kubeconfig-mode"])
+    if settings.get("cluster-init"):
+        out.append("cluster-init: true\n")
+    if settings.get("data-dir") and settings["data-dir"] != DEFAULT_DATA_DIR:
+        out.append("data-dir: %s\n" % settings["data-dir"])
+    extra = {k: v for k, v in settings.items() if k not in MANAGED_KEYS}
+    if extra:
+        out.append(_dump_extra(extra))
+    return "".join(out)
