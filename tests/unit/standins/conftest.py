@@ -3,12 +3,16 @@
 Every server started here gets its own data dir, config dir (K3S_STANDIN_ETC_DIR),
 loopback port and NOTIFY_SOCKET; readiness is the stand-in's own sd_notify
 READY=1, exactly what systemd waits for with Type=notify.
+
+The NordVPN stand-in fixtures (end of file) run its daemon either plainly (settings
+only) or inside a network namespace of its own (connect, routing, firewall).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -184,3 +188,131 @@ def k3s_running(k3s):
     started = k3s.up()
     yield k3s
     k3s.stop(started)
+
+
+# ----------------------------------------------------------------- NordVPN client stand-in
+
+NORDVPN_DIR = Path(__file__).resolve().parents[2] / "standins" / "nordvpn"
+# Commands that change the network: only ever inside a test network namespace.
+NORDVPN_NETWORK_COMMANDS = ("connect", "c")
+
+
+class NordVPN:
+    """The NordVPN stand-in: its daemon (optionally inside a network namespace) and its CLI.
+
+    The CLI runs in the test's own namespace: it only talks to the daemon's
+    unix socket, a file path, which crosses network namespaces.
+    """
+
+    def __init__(self, tmp: Path, netns: str | None = None):
+        self.dir = tmp
+        self.netns = netns
+        self.sock = tmp / "run" / "nordvpnd.sock"
+        self.state = tmp / "lib" / "standin-settings.json"
+        self.env = dict(
+            os.environ,
+            NORDVPN_STANDIN=str(NORDVPN_DIR / "nordvpn_standin.py"),
+            NORDVPND_SOCKET=str(self.sock),
+            NORDVPND_STATE=str(self.state),
+        )
+        self.proc: subprocess.Popen | None = None
+        self.log = tmp / "nordvpnd.log"
+        self.lan: str | None = None  # the LAN namespace of nordvpn_host
+
+    def start(self, **env: str) -> None:
+        argv = [str(NORDVPN_DIR / "nordvpnd")]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(argv, env={**self.env, **env}, stdout=subprocess.PIPE, stderr=log, text=True)
+        # The daemon prints one line once it listens (after any auto-connect).
+        line = self.proc.stdout.readline()
+        assert "listening on" in line, f"{line!r}\n{self.log.read_text()}"
+        assert self.sock.is_socket()
+
+    def stop(self) -> int | None:
+        """Stop the daemon like systemd does (SIGTERM) and return its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        status = self.proc.wait(timeout=60)
+        self.proc.stdout.close()
+        self.proc = None
+        return status
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        if args and args[0] in NORDVPN_NETWORK_COMMANDS and not self.netns:
+            pytest.fail("`nordvpn connect` changes routing and firewall: use the nordvpn_host fixture")
+        return subprocess.run(
+            [str(NORDVPN_DIR / "nordvpn"), *args], env=self.env, capture_output=True, text=True, check=False, timeout=60
+        )
+
+    def ok(self, *args: str) -> str:
+        result = self.run(*args)
+        assert result.returncode == 0, f"nordvpn {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def sh(self, *argv: str, netns: str | None = None, check: bool = True) -> str:
+        """Run a command inside the host namespace (or `netns`)."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", netns or self.netns, *argv], capture_output=True, text=True, check=False, timeout=60
+        )
+        if check:
+            assert result.returncode == 0, f"{' '.join(argv)}: {result.stderr}"
+        return result.stdout
+
+
+@pytest.fixture
+def nordvpn_client(tmp_path):
+    """A NordVPN stand-in client whose daemon is not started (tests start it)."""
+    client = NordVPN(tmp_path)
+    yield client
+    client.stop()
+
+
+@pytest.fixture
+def nordvpn(nordvpn_client):
+    """A running NordVPN stand-in daemon in the test's namespace: settings only, never `connect`."""
+    nordvpn_client.start()
+    return nordvpn_client
+
+
+_netns_count = 0
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def nordvpn_host(tmp_path):
+    """A NordVPN stand-in daemon inside its own network namespace, a stand-in test host.
+
+    The host namespace has `eth0` 192.168.77.2/24 with the default route via
+    192.168.77.1, which is `lan0` in a second namespace (the "LAN"). Both
+    namespaces, and with them everything the stand-in builds, go away at the end.
+    """
+    global _netns_count  # noqa: PLW0603 - unique names within this pytest process
+    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"the NordVPN stand-in tests need {missing} (Debian packages iproute2, nftables)")
+    _netns_count += 1
+    host, lan = f"nvpn{os.getpid()}-{_netns_count}h", f"nvpn{os.getpid()}-{_netns_count}l"
+    client = NordVPN(tmp_path, netns=host)
+    client.lan = lan
+    _ip("netns", "add", host)
+    try:
+        _ip("netns", "add", lan)
+        _ip("-n", host, "link", "add", "eth0", "type", "veth", "peer", "name", "lan0", "netns", lan)
+        _ip("-n", host, "addr", "add", "192.168.77.2/24", "dev", "eth0")
+        _ip("-n", lan, "addr", "add", "192.168.77.1/24", "dev", "lan0")
+        for ns, dev in ((host, "eth0"), (host, "lo"), (lan, "lan0"), (lan, "lo")):
+            _ip("-n", ns, "link", "set", "dev", dev, "up")
+        _ip("-n", host, "route", "add", "default", "via", "192.168.77.1", "dev", "eth0")
+        client.start()
+        yield client
+    finally:
+        client.stop()
+        subprocess.run(["ip", "netns", "del", host], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", lan], check=False, capture_output=True)

@@ -1,63 +1,21 @@
 """The NordVPN client stand-in behaves like the real client where our role touches it.
 
 Every expected message below is the real client's (NordSecurity/nordvpn-linux,
-cli/messages.go, cli/cli.go, internal/errors.go); the stand-in's header cites them.
+cli/messages.go, client/messages.go, internal/message.go, cli/cli.go,
+internal/errors.go); the stand-in's header cites them. These tests run the daemon
+in the test's own namespace and never connect; connecting, routing and firewall
+are in test_nordvpn_standin_connect.py, inside network namespaces.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
-import subprocess
-from pathlib import Path
 
 import pytest
 
-STANDIN_DIR = Path(__file__).resolve().parents[2] / "standins" / "nordvpn"
 
-
-class NordVPN:
-    def __init__(self, tmp: Path):
-        self.dir = tmp
-        self.sock = tmp / "run" / "nordvpnd.sock"
-        self.state = tmp / "lib" / "standin-settings.json"
-        self.env = dict(
-            os.environ,
-            NORDVPN_STANDIN=str(STANDIN_DIR / "nordvpn_standin.py"),
-            NORDVPND_SOCKET=str(self.sock),
-            NORDVPND_STATE=str(self.state),
-        )
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([str(STANDIN_DIR / "nordvpnd")], env=self.env, stdout=subprocess.PIPE, text=True)
-        # The daemon prints one line once it listens.
-        line = self.proc.stdout.readline()
-        assert "listening on" in line, line
-        assert self.sock.is_socket()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc.stdout.close()
-
-    def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(STANDIN_DIR / "nordvpn"), *args], env=self.env, capture_output=True, text=True, check=False, timeout=30
-        )
-
-
-@pytest.fixture
-def nordvpn(tmp_path):
-    client = NordVPN(tmp_path)
-    client.start()
-    yield client
-    client.stop()
-
-
-def settings_lines(client: NordVPN) -> list[str]:
+def settings_lines(client) -> list[str]:
     result = client.run("settings")
     assert result.returncode == 0, result.stdout
     return result.stdout.splitlines()
@@ -69,6 +27,88 @@ def test_settings_prints_key_value_lines_with_lan_discovery(nordvpn):
     assert lines[0] == "Technology: NORDLYNX"
     assert all(": " in line for line in lines), lines
     assert not any(line.startswith("Allowlisted") for line in lines)
+
+
+def test_settings_follow_the_5x_layout(nordvpn):
+    # cli/cli_settings.go: Protocol/Obfuscate only for OpenVPN, Post-quantum VPN only for NordLynx.
+    assert settings_lines(nordvpn) == [
+        "Technology: NORDLYNX",
+        "Firewall: enabled",
+        "Firewall Mark: 0xe1f1",
+        "Routing: enabled",
+        "User Consent: disabled",
+        "Kill Switch: disabled",
+        "Threat Protection Lite: disabled",
+        "Notify: disabled",
+        "Tray: enabled",
+        "Auto-connect: disabled",
+        "Meshnet: disabled",
+        "DNS: disabled",
+        "LAN Discovery: disabled",
+        "Virtual Location: enabled",
+        "Post-quantum VPN: disabled",
+        "ARP Ignore: disabled",
+    ]
+    nordvpn.ok("set", "technology", "openvpn")
+    lines = settings_lines(nordvpn)
+    assert lines[:3] == ["Technology: OPENVPN", "Protocol: UDP", "Firewall: enabled"]
+    assert "Obfuscate: disabled" in lines
+    assert "Post-quantum VPN: disabled" not in lines
+
+
+def test_set_technology_messages(nordvpn):
+    result = nordvpn.run("set", "technology", "OpenVPN")
+    assert (result.returncode, result.stdout) == (0, "Technology has been successfully set to 'OpenVPN'.\n")
+    again = nordvpn.run("s", "technology", "OPENVPN")
+    assert (again.returncode, again.stdout) == (0, "Technology is already set to 'OpenVPN'.\n")
+    back = nordvpn.run("set", "technology", "nordlynx")
+    assert (back.returncode, back.stdout) == (0, "Technology has been successfully set to 'NordLynx'.\n")
+    assert settings_lines(nordvpn)[0] == "Technology: NORDLYNX"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "The command you entered has an incorrect number of arguments. Run 'nordvpn set technology --help'"),
+        (("wireguard",), "The command you entered is not valid. Run 'nordvpn set technology --help'"),
+        (("openvpn", "extra"), "The command you entered is not valid. Run 'nordvpn set technology --help'"),
+    ],
+)
+def test_set_technology_refuses_bad_arguments(nordvpn, args, message):
+    result = nordvpn.run("set", "technology", *args)
+    assert result.returncode == 1
+    assert result.stdout.startswith(message)
+    assert settings_lines(nordvpn)[0] == "Technology: NORDLYNX"
+
+
+def test_set_autoconnect_messages(nordvpn):
+    off = nordvpn.run("set", "autoconnect", "off")
+    assert (off.returncode, off.stdout) == (0, "Auto-connect is already set to 'disabled'.\n")
+    on = nordvpn.run("set", "autoconnect", "on", "Netherlands")
+    assert (on.returncode, on.stdout) == (0, "Auto-connect has been successfully set to 'enabled'.\n")
+    assert "Auto-connect: enabled" in settings_lines(nordvpn)
+    again = nordvpn.run("set", "autoconnect", "enabled")
+    assert (again.returncode, again.stdout) == (0, "Auto-connect has been successfully set to 'enabled'.\n")
+    assert nordvpn.ok("set", "autoconnect", "0") == "Auto-connect has been successfully set to 'disabled'.\n"
+    assert "Auto-connect: disabled" in settings_lines(nordvpn)
+
+
+def test_set_autoconnect_to_an_unknown_server_fails(nordvpn):
+    result = nordvpn.run("set", "autoconnect", "on", "atlantis")
+    assert (result.returncode, result.stdout) == (1, "The specified server does not exist.\n")
+    assert "Auto-connect: disabled" in settings_lines(nordvpn)
+    bad = nordvpn.run("set", "autoconnect", "perhaps")
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("The command you entered is not valid. Run 'nordvpn set autoconnect --help'")
+
+
+def test_status_and_disconnect_while_disconnected(nordvpn):
+    status = nordvpn.run("status")
+    assert (status.returncode, status.stdout) == (0, "Status: Disconnected\n")
+    for command in ("disconnect", "d"):
+        result = nordvpn.run(command)
+        # color.Yellow, not an error: exit 0 (cli/cli_disconnect.go).
+        assert (result.returncode, result.stdout) == (0, "You are not connected to NordVPN.\n")
 
 
 @pytest.mark.parametrize("word", ["enabled", "enable", "on", "true", "1", "ON", "True"])
@@ -128,10 +168,13 @@ def test_allowlist_add_twice_and_remove_missing_fail(nordvpn):
     assert (missing.returncode, missing.stdout) == (1, "Subnet 10.43.0.0/16 is not on the allowlist.\n")
 
 
-def test_allowlist_rejects_an_invalid_cidr(nordvpn):
-    result = nordvpn.run("allowlist", "add", "subnet", "10.42.0.0")
+@pytest.mark.parametrize("subnet", ["10.42.0.0", "2001:db8::/32"])
+def test_allowlist_rejects_an_invalid_or_ipv6_cidr(nordvpn, subnet):
+    # daemon/rpc_set_allowlist.go isSubnetValid: unparsable or not IPv4.
+    result = nordvpn.run("allowlist", "add", "subnet", subnet)
     assert result.returncode == 1
     assert "The command you entered is not valid" in result.stdout
+    assert not any(line.startswith("Allowlisted") for line in settings_lines(nordvpn))
 
 
 def test_private_subnets_are_refused_while_lan_discovery_is_on(nordvpn):
@@ -165,9 +208,17 @@ def test_state_survives_a_daemon_restart_and_is_private(nordvpn):
     assert stat.S_IMODE(nordvpn.state.stat().st_mode) == 0o600
 
 
-def test_daemon_not_running_reports_the_missing_socket(tmp_path):
-    client = NordVPN(tmp_path)
-    for args in (("settings",), ("set", "lan-discovery", "on"), ("allowlist", "add", "subnet", "10.42.0.0/16")):
+def test_daemon_not_running_reports_the_missing_socket(nordvpn_client):
+    client = nordvpn_client
+    commands = (
+        ("settings",),
+        ("status",),
+        ("disconnect",),
+        ("set", "lan-discovery", "on"),
+        ("set", "technology", "openvpn"),
+        ("allowlist", "add", "subnet", "10.42.0.0/16"),
+    )
+    for args in commands:
         result = client.run(*args)
         assert result.returncode == 1
         assert result.stdout.splitlines()[0] == (
@@ -184,8 +235,8 @@ def test_stopped_daemon_removes_its_socket(nordvpn):
     assert nordvpn.run("settings").returncode == 1
 
 
-def test_socket_without_a_listener_cannot_reach_the_daemon(tmp_path):
-    client = NordVPN(tmp_path)
+def test_socket_without_a_listener_cannot_reach_the_daemon(nordvpn_client):
+    client = nordvpn_client
     client.sock.parent.mkdir(parents=True)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(client.sock))
@@ -199,7 +250,7 @@ def test_unknown_command_fails(nordvpn):
     assert (result.returncode, result.stdout) == (1, "Command 'teleport' doesn't exist.\n")
 
 
-def test_version_flag_answers_without_the_daemon(tmp_path):
-    result = NordVPN(tmp_path).run("--version")
+def test_version_flag_answers_without_the_daemon(nordvpn_client):
+    result = nordvpn_client.run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("NordVPN Version ")
