@@ -42,6 +42,13 @@ options:
         definition is read from the config files recorded in the containers' labels when they are
         readable, else from the labels (C(com.docker.compose.depends_on)).
     type: str
+  files:
+    description:
+      - Compose files, relative to O(project_src) (C(docker compose -f)); default the file
+        C(docker compose) finds there. Only with O(project_src).
+    type: list
+    elements: str
+    default: []
   services:
     description: Wait only for these services (default all services of the project).
     type: list
@@ -171,15 +178,17 @@ logs:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose import (
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
+    ComposeProbe,
+    EventWaker,
+    failure_details,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
     ComposeError,
-    ComposeProbe,
     DockerException,
-    EventWaker,
     docker_client,
-    failure_details,
     load_definition,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.poll import (
@@ -194,6 +203,7 @@ def main():
     argument_spec = dict(
         project_src=dict(type="path"),
         project_name=dict(type="str"),
+        files=dict(type="list", elements="str", default=[]),
         services=dict(type="list", elements="str"),
         oneshot=dict(type="list", elements="str", default=[]),
         restart_threshold=dict(type="int", default=3),
@@ -238,7 +248,7 @@ def main():
     except Exception as exc:
         module.fail_json(msg="cannot reach the Docker daemon: %s" % exc)
     try:
-        definition = load_definition(module, client)
+        definition = load_definition(module, client, p["project_src"], p["project_name"], p["files"])
     except (ComposeError, DockerException) as exc:
         module.fail_json(msg=str(exc), project=p["project_name"])
 
@@ -253,7 +263,15 @@ def main():
     targets = list(p["services"] or definition.services)
     oneshots = definition.oneshots | set(p["oneshot"])
 
-    probe = ComposeProbe(module, client, definition, targets, oneshots)
+    probe = ComposeProbe(
+        client,
+        definition,
+        targets,
+        oneshots,
+        restart_threshold=p["restart_threshold"],
+        unhealthy_grace=p["unhealthy_grace"],
+        stable_after_restart=p["stable_after_restart"],
+    )
     waker = EventWaker(client, definition.name)
     try:
         outcome = poll(probe, p["timeout"], p["interval"], p["backoff"], p["max_interval"], sleep=waker.sleep)

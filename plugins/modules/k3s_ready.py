@@ -128,12 +128,12 @@ import ipaddress
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_api import (
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     K3sProbe,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.kubeconfig import (
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
     KubeconfigError,
     read_kubeconfig,
 )
@@ -184,7 +184,10 @@ def main():
             module.fail_json(msg=str(exc), error_kind="kubeconfig_" + exc.kind, ready=False)
 
     deadline = Deadline(p["timeout"])
-    probe = K3sProbe(module, deadline)
+    probe = K3sProbe(
+        deadline,
+        **{k: p[k] for k in ("kubeconfig", "context", "node_name", "node_ip", "deployments", "request_timeout")},
+    )
     outcome = poll(probe, p["timeout"], p["interval"], p["backoff"], p["max_interval"])
     obs = outcome.observation
     result = dict(

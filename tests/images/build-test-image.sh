@@ -10,7 +10,7 @@
 set -euo pipefail
 
 suite=bookworm
-packages=systemd,systemd-sysv,python3,python3-apt,python3-cryptography,python3-cffi-backend,python3-yaml,iproute2,iptables,ca-certificates,sudo,dbus,procps,curl,kmod,sqlite3,less,git
+packages=systemd,systemd-sysv,python3,python3-apt,python3-cryptography,python3-cffi-backend,python3-yaml,iproute2,iptables,ca-certificates,sudo,dbus,procps,curl,kmod,sqlite3,less,git,nftables
 repo=${TEST_IMAGE_REPO:-integr8scode-testhost}
 
 # The tag is the hash of everything that shapes the image.

@@ -24,7 +24,7 @@ import os
 import tempfile
 
 from ansible.module_utils.urls import open_url
-from ansible_collections.integr8scode.provision.plugins.module_utils.kubeconfig import (
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
     KubeconfigError,
     current_server,
     read_kubeconfig,

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup import (  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (  # noqa: E402
     RunLock,
     create_backup,
 )

@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.integr8scode.provision.plugins.module_utils import k3s_backup  # noqa: E402
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s_backup import (  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import backup as k3s_backup  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (  # noqa: E402
     BackupError,
     RunLock,
     create_backup,

@@ -3,7 +3,7 @@
 # Apache License 2.0 (see galaxy.yml)
 """The k3s API readiness probe shared by k3s_ready and k3s_rebuild: /readyz, the node's Ready
 condition and InternalIP, optional deployments, each failure classified (waiting can or cannot fix
-it). The probe reads its settings from ``module.params`` (kubeconfig, context, node_name, node_ip,
+it). The probe takes its settings as arguments (kubeconfig, context, node_name, node_ip,
 deployments, request_timeout).
 """
 
@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.kubeconfig import (
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
     FORBIDDEN,
     RECOVER_HINT,
     TLS_CA,
@@ -52,9 +52,17 @@ HOPELESS_KINDS = (TLS_NAME, TLS_CA, UNAUTHORIZED, FORBIDDEN)
 
 
 class K3sProbe:
-    def __init__(self, module, deadline):
-        self.module = module
-        self.p = module.params
+    def __init__(
+        self, deadline, *, kubeconfig, context=None, node_name=None, node_ip=None, deployments=(), request_timeout=5.0
+    ):
+        self.p = dict(
+            kubeconfig=kubeconfig,
+            context=context,
+            node_name=node_name,
+            node_ip=node_ip,
+            deployments=list(deployments or ()),
+            request_timeout=request_timeout,
+        )
         self.deadline = deadline
         self.api = None
         self.server = None

@@ -14,8 +14,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import errno
+import hashlib
 import os
+import re
 import ssl
 
 try:
@@ -196,3 +199,60 @@ def _short(value, limit=400):
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def kubeconfig_info(path, cluster_ca_pem):
+    info = {
+        "path": path,
+        "exists": os.path.isfile(path),
+        "server": None,
+        "server_host": None,
+        "ca_matches": None,
+        "sha256": None,
+    }
+    if not info["exists"]:
+        return info
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        info["error"] = str(exc)
+        return info
+    info["sha256"] = hashlib.sha256(raw).hexdigest()
+    text = raw.decode("utf-8", "replace")
+    server, ca_data = None, None
+    if HAS_YAML:
+        try:
+            data = yaml.safe_load(text) or {}
+            clusters = data.get("clusters") or []
+            cluster = (clusters[0] or {}).get("cluster", {}) if clusters else {}
+            server, ca_data = cluster.get("server"), cluster.get("certificate-authority-data")
+        except Exception as exc:
+            info["error"] = "not valid YAML: %s" % exc
+            return info
+    else:
+        match = re.search(r"^\s*server:\s*[\"']?(\S+?)[\"']?\s*$", text, re.M)
+        server = match.group(1) if match else None
+        match = re.search(r"^\s*certificate-authority-data:\s*[\"']?(\S+?)[\"']?\s*$", text, re.M)
+        ca_data = match.group(1) if match else None
+    info["server"] = server
+    if server:
+        match = re.match(r"^[a-z]+://(\[[^\]]+\]|[^:/]+)", server)
+        info["server_host"] = match.group(1).strip("[]") if match else None
+    if ca_data and cluster_ca_pem:
+        try:
+            info["ca_matches"] = _pem_der(base64.b64decode(ca_data)) == _pem_der(cluster_ca_pem)
+        except (ValueError, TypeError):
+            info["ca_matches"] = False
+    return info
+
+
+def _pem_der(pem):
+    """Digest of the first certificate's body, so whitespace and trailing chains don't matter."""
+    text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
+    match = re.search(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", text, re.S)
+    body = "".join((match.group(1) if match else text).split())
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- host state

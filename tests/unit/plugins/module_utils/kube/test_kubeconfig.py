@@ -1,5 +1,7 @@
-"""module_utils/kubeconfig.py: reading kubeconfigs and classifying real transport errors."""
+"""module_utils/kube/kubeconfig.py: reading kubeconfigs, classifying real transport errors, and
+comparing a kubeconfig's server and CA with the cluster's."""
 
+import hashlib
 import os
 import shutil
 import ssl
@@ -9,11 +11,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from ansible_collections.integr8scode.provision.plugins.module_utils import kubeconfig as kc
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube import kubeconfig as kc
+from k3s_files import kubeconfig
 from waitlib_kubeapi import write_kubeconfig
 from waitlib_servers import ServerThread, free_port, tls_context
+from waitlib_tls import CA
 
-COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "collections"))
+COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "collections"))
 
 
 def test_read_and_current_server(pki, tmp_path):
@@ -59,7 +63,7 @@ def test_permission_denied_as_an_unprivileged_user():
         os.chmod(path, 0o600)
         code = (
             "import sys; sys.path.insert(0, sys.argv[1])\n"
-            "from ansible_collections.integr8scode.provision.plugins.module_utils import kubeconfig as kc\n"
+            "from ansible_collections.integr8scode.provision.plugins.module_utils.kube import kubeconfig as kc\n"
             "try:\n    kc.read_kubeconfig(sys.argv[2])\nexcept kc.KubeconfigError as e:\n    print(e.kind, e)\n"
         )
         proc = subprocess.run(
@@ -133,3 +137,16 @@ def test_classifies_urllib3_1_26_hostname_error():
     kind, message = kc.classify_error(outer, "https://10.77.0.9:6443")
     assert kind == kc.TLS_NAME and "does not cover the address 10.77.0.9" in message
     assert kc.RECOVER_HINT in message
+
+
+def test_kubeconfig_server_and_ca(tmp_path):
+    ca_pem = CA("k3s-server-ca@1700000000").pem
+    other_pem = CA("k3s-server-ca@1700000001").pem
+    path = tmp_path / "kubeconfig.yaml"
+    path.write_text(kubeconfig("https://172.17.0.3:6443", ca_pem))
+    info = kc.kubeconfig_info(str(path), ca_pem)
+    assert (info["server_host"], info["ca_matches"]) == ("172.17.0.3", True)
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    info = kc.kubeconfig_info(str(path), other_pem)
+    assert info["ca_matches"] is False
+    assert kc.kubeconfig_info(str(tmp_path / "none"), ca_pem)["exists"] is False

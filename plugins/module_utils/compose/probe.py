@@ -1,154 +1,32 @@
 # -*- coding: utf-8 -*-
 # Copyright: integr8scode.provision maintainers
 # Apache License 2.0 (see galaxy.yml)
-"""Docker Compose project state for the wait modules: the definition (services, one-shots), the
-containers by label, and a poll probe that judges each service (one-shots by exit code, the rest
-by running/health), shared by compose_wait and k3s_rebuild.
-
-Functions that need Ansible's run_command and params take the module (or an object offering
-``params``, ``run_command``, ``get_bin_path`` and ``warn``).
+"""The poll probe that judges a Compose project's services (one-shots by exit code, the rest by
+running and health, crash loops by restart count), the Docker event stream that wakes the poll,
+and the failure details (healthcheck output and logs, environment values masked). Every setting
+is an explicit argument; compose_wait passes its options, k3s_rebuild its own values.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-import json
-import os
 import threading
 import time
-import traceback
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    MIN_MASKED_LENGTH,
+    NotFound,
+    list_containers,
+    mask,
+    started_epoch,
+    uptime_seconds,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.poll import ProbeResult
 
-try:
-    import docker
-    from docker.errors import DockerException, NotFound
-
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-    class DockerException(Exception):  # noqa: N818 - the SDK's name, so callers can catch it either way
-        """Stands in for the SDK's base exception when the SDK is missing (modules fail before use)."""
-
-    class NotFound(DockerException):  # noqa: N818
-        """Stands in for docker.errors.NotFound."""
-
-
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_ONEOFF = "com.docker.compose.oneoff"
-LABEL_DEPENDS_ON = "com.docker.compose.depends_on"
-LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
-LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
-COMPLETED = "service_completed_successfully"
 HEALTH_LOG_ENTRIES = 5
-# Shorter environment values are too common ("true", "info") to mask without mangling logs.
-MIN_MASKED_LENGTH = 6
-
-
-class ComposeError(Exception):
-    pass
-
-
-class Definition:
-    """What the waiting needs from a project's definition: names, one-shots, restart policies."""
-
-    def __init__(self, name, services, oneshots, source):
-        self.name = name
-        self.services = list(services)
-        self.oneshots = set(oneshots)
-        self.source = source
-
-
-def oneshots_from_config(services):
-    found = set()
-    for spec in services.values():
-        depends = (spec or {}).get("depends_on") or {}
-        if isinstance(depends, dict):
-            for dep, cond in depends.items():
-                if isinstance(cond, dict) and cond.get("condition") == COMPLETED:
-                    found.add(dep)
-    return found
-
-
-def oneshots_from_labels(labels_list):
-    # Compose v2 records depends_on as "svc:condition:restart,..." on each container.
-    found = set()
-    for labels in labels_list:
-        for item in (labels.get(LABEL_DEPENDS_ON) or "").split(","):
-            parts = item.split(":")
-            if len(parts) >= 2 and parts[1] == COMPLETED:
-                found.add(parts[0])
-    return found
-
-
-def compose_config(module, cwd, project_name=None, files=None):
-    docker_bin = module.get_bin_path("docker")
-    if not docker_bin:
-        raise ComposeError("the docker CLI is not on PATH; it is needed to read the Compose definition")
-    cmd = [docker_bin, "compose"]
-    if project_name:
-        cmd += ["-p", project_name]
-    for f in files or []:
-        cmd += ["-f", f]
-    cmd += ["config", "--format", "json"]
-    rc, out, err = module.run_command(cmd, cwd=cwd)
-    if rc != 0:
-        raise ComposeError("docker compose config failed in %s (rc=%d): %s" % (cwd, rc, (err or out).strip()[-2000:]))
-    try:
-        return json.loads(out)
-    except ValueError as exc:
-        raise ComposeError("docker compose config in %s did not print JSON: %s" % (cwd, exc)) from exc
-
-
-def load_definition(module, client):
-    p = module.params
-    if p["project_src"]:
-        config = compose_config(module, p["project_src"], p["project_name"])
-        services = config.get("services") or {}
-        return Definition(
-            p["project_name"] or config.get("name"),
-            sorted(services),
-            oneshots_from_config(services),
-            "docker compose config in %s" % p["project_src"],
-        )
-    name = p["project_name"]
-    containers = list_containers(client, name)
-    if not containers:
-        raise ComposeError(
-            "unknown project %r: no container carries the label %s=%s (is it started? "
-            "set project_src to wait for a project whose containers are still being created)"
-            % (name, LABEL_PROJECT, name)
-        )
-    labels = [c["Labels"] or {} for c in containers]
-    files = [f for f in (labels[0].get(LABEL_CONFIG_FILES) or "").split(",") if f]
-    workdir = labels[0].get(LABEL_WORKING_DIR)
-    if files and workdir and os.path.isdir(workdir) and all(os.access(f, os.R_OK) for f in files):
-        try:
-            config = compose_config(module, workdir, name, files)
-            services = config.get("services") or {}
-            return Definition(name, sorted(services), oneshots_from_config(services), "config files " + ",".join(files))
-        except ComposeError as exc:
-            module.warn("falling back to container labels: %s" % exc)
-    services = sorted(set(lab.get(LABEL_SERVICE) for lab in labels if lab.get(LABEL_SERVICE)))
-    return Definition(name, services, oneshots_from_labels(labels), "container labels")
-
-
-def docker_client(docker_host=None):
-    """A Docker SDK client for ``docker_host`` (default: DOCKER_HOST, else the local socket), pinged."""
-    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-    client.api.ping()
-    return client
-
-
-def list_containers(client, project):
-    containers = client.api.containers(all=True, filters={"label": "%s=%s" % (LABEL_PROJECT, project)})
-    return [c for c in containers if (c.get("Labels") or {}).get(LABEL_ONEOFF, "False") != "True"]
 
 
 class EventWaker:
@@ -189,32 +67,24 @@ class EventWaker:
 ORDER = {"failed": 0, "waiting": 1, "ready": 2}
 
 
-def started_epoch(started_at):
-    """Docker's State.StartedAt (RFC 3339 with nanoseconds) as epoch seconds, or None."""
-    if not started_at or started_at.startswith("0001-"):
-        return None
-    try:
-        stamp = started_at.rstrip("Z")
-        if "." in stamp:
-            head, frac = stamp.split(".", 1)
-            stamp = "%s.%s" % (head, frac[:6])
-        else:
-            stamp += ".0"
-        started = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return None
-    return (started - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
-
-
-def uptime_seconds(started_at):
-    """Seconds since Docker's State.StartedAt, or None when unparsable."""
-    started = started_epoch(started_at)
-    return None if started is None else time.time() - started
-
-
 class ComposeProbe:
-    def __init__(self, module, client, definition, targets, oneshots, *, clock=time.monotonic):
-        self.module = module
+    def __init__(
+        self,
+        client,
+        definition,
+        targets,
+        oneshots,
+        *,
+        restart_threshold=3,
+        unhealthy_grace=30.0,
+        stable_after_restart=2.0,
+        clock=time.monotonic,
+    ):
+        self.p = dict(
+            restart_threshold=restart_threshold,
+            unhealthy_grace=unhealthy_grace,
+            stable_after_restart=stable_after_restart,
+        )
         self.client = client
         self.definition = definition
         self.targets = targets
@@ -228,7 +98,7 @@ class ComposeProbe:
 
     def judge(self, name, info):
         """(verdict, reason) of one container: verdict is ready, waiting or failed."""
-        p = self.module.params
+        p = self.p
         state = info["State"]
         status = state.get("Status")
         health = (state.get("Health") or {}).get("Status")
@@ -353,12 +223,6 @@ class ComposeProbe:
                     if len(value) >= MIN_MASKED_LENGTH:
                         values.add(value)
         return values
-
-
-def mask(text, secrets):
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, "********")
-    return text
 
 
 def failure_details(client, probe, names, log_lines):

@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""Reconnecting Integr8sCode to k3s: re-run cert-generator, judge the kubeconfig it wrote, start
+the workers that read it, prove its token. Upstream's documented fix after an IP change
+(`docker compose restart cert-generator`, then restart k8s-worker and pod-monitor), with the
+checks its exit code cannot give (it is only its second script's). Used by k3s_rebuild; the
+kubeconfig judgement and token proof are the ones the stack role makes.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
+    ComposeProbe,
+    EventWaker,
+    failure_details,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import containers_of
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
+    PROBE_PATH,
+    judge,
+    prove_token,
+    secure,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.poll import poll
+
+# A worker that restarts more often than this while waiting is crash-looping.
+RESTART_THRESHOLD = 3
+UNHEALTHY_GRACE = 30.0
+STABLE_AFTER_RESTART = 2.0
+LOG_LINES = 30
+
+
+class AppError(Exception):
+    """A failed reconnect step; ``details`` (services, logs) belong in the module result."""
+
+    def __init__(self, message, **details):
+        super(AppError, self).__init__(message)
+        self.details = details
+
+
+def service_ids(client, definition, service):
+    found = containers_of(client, definition.name, service)
+    if not found:
+        raise AppError(
+            "the compose project %s has no container for %s (deploy the stack first)" % (definition.name, service)
+        )
+    return found
+
+
+def wait_services(client, definition, services, oneshots, *, timeout, what):
+    """Per-service report once every one of ``services`` is ready; AppError with the logs if not."""
+    probe = ComposeProbe(
+        client,
+        definition,
+        services,
+        oneshots,
+        restart_threshold=RESTART_THRESHOLD,
+        unhealthy_grace=UNHEALTHY_GRACE,
+        stable_after_restart=STABLE_AFTER_RESTART,
+    )
+    waker = EventWaker(client, definition.name)
+    try:
+        outcome = poll(probe, timeout, sleep=waker.sleep)
+    finally:
+        waker.close()
+    seen = outcome.observation.get("services", {})
+    if not outcome.ready:
+        bad = sorted((outcome.observation.get("failed") or outcome.observation.get("waiting") or {}).keys())
+        health_logs, logs = failure_details(client, probe, bad, LOG_LINES)
+        raise AppError(
+            "%s did not become ready: %s" % (what, outcome.message),
+            services=seen,
+            healthcheck_logs=health_logs,
+            logs=logs,
+        )
+    return seen
+
+
+def reconnect_app(
+    client,
+    definition,
+    *,
+    kubeconfig,
+    generator,
+    workers,
+    node_ip,
+    api_port=6443,
+    mode=0o600,
+    probe_path=PROBE_PATH,
+    timeout=300.0,
+    before_workers=None,
+    on_phase=None,
+):
+    """Re-run ``generator``, require the kubeconfig it wrote to be usable for ``node_ip``, set its
+    mode, start ``workers`` (after ``before_workers()``, e.g. waiting for their stop), wait until
+    they are ready and prove the token. Returns the report; raises AppError."""
+    unknown = [s for s in [generator] + list(workers) if s not in definition.services]
+    if unknown:
+        raise AppError("the compose project %s defines no %s" % (definition.name, ", ".join(unknown)))
+    report = dict(reconnected=False)
+    # What `docker compose restart` / `start` do to existing containers, through the API the
+    # probes already hold: no CLI start-up on the path to healthy workers.
+    for cid in service_ids(client, definition, generator):
+        client.api.restart(cid, timeout=10)
+    report["cert_generator"] = wait_services(
+        client, definition, [generator], {generator}, timeout=timeout, what=generator
+    )
+    config, facts = judge(kubeconfig, node_ip, api_port, report["cert_generator"][generator]["started_at"])
+    if facts["problems"]:
+        raise AppError("%s exited 0 but %s is not usable: %s" % (generator, kubeconfig, "; ".join(facts["problems"])))
+    # As the stack role leaves it, so its next run changes nothing.
+    secure(kubeconfig, mode)
+    if on_phase:
+        on_phase("cert_generator")
+    if before_workers:
+        before_workers()
+    for worker in workers:
+        for cid in service_ids(client, definition, worker):
+            client.api.start(cid)
+    report["workers"] = wait_services(
+        client, definition, list(workers), definition.oneshots, timeout=timeout, what=", ".join(workers)
+    )
+    report["workers_ready_at"] = time.time()
+    if on_phase:
+        on_phase("workers")
+    accepted, status, error = prove_token(config, probe_path)
+    if not accepted:
+        raise AppError(
+            "the API refused the app's kubeconfig (%s, GET %s): status %s %s" % (kubeconfig, probe_path, status, error)
+        )
+    report.update(kubeconfig_server=facts["server"], probe_status=status, reconnected=True)
+    return report

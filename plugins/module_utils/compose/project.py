@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""A Docker Compose project as the modules see it: its definition (services, one-shots found
+from `service_completed_successfully`), its containers by label, their start times, and the
+masking of environment values in what is shown. Shared by compose_wait, k3s_rebuild and the
+filter plugins.
+
+``runner`` is the AnsibleModule (``run_command``, ``get_bin_path``, ``warn``); every other input
+is an explicit argument.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import time
+import traceback
+
+try:
+    import docker
+    from docker.errors import DockerException, NotFound
+
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError:
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+    class DockerException(Exception):  # noqa: N818 - the SDK's name, so callers can catch it either way
+        """Stands in for the SDK's base exception when the SDK is missing (modules fail before use)."""
+
+    class NotFound(DockerException):  # noqa: N818
+        """Stands in for docker.errors.NotFound."""
+
+
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_ONEOFF = "com.docker.compose.oneoff"
+LABEL_DEPENDS_ON = "com.docker.compose.depends_on"
+LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
+COMPLETED = "service_completed_successfully"
+# Shorter environment values are too common ("true", "info") to mask without mangling logs.
+MIN_MASKED_LENGTH = 6
+
+
+class ComposeError(Exception):
+    pass
+
+
+class Definition:
+    """What the waiting needs from a project's definition: names, one-shots, restart policies."""
+
+    def __init__(self, name, services, oneshots, source):
+        self.name = name
+        self.services = list(services)
+        self.oneshots = set(oneshots)
+        self.source = source
+
+
+def oneshots_from_config(services):
+    found = set()
+    for spec in services.values():
+        depends = (spec or {}).get("depends_on") or {}
+        if isinstance(depends, dict):
+            for dep, cond in depends.items():
+                if isinstance(cond, dict) and cond.get("condition") == COMPLETED:
+                    found.add(dep)
+    return found
+
+
+def oneshots_from_labels(labels_list):
+    # Compose v2 records depends_on as "svc:condition:restart,..." on each container.
+    found = set()
+    for labels in labels_list:
+        for item in (labels.get(LABEL_DEPENDS_ON) or "").split(","):
+            parts = item.split(":")
+            if len(parts) >= 2 and parts[1] == COMPLETED:
+                found.add(parts[0])
+    return found
+
+
+def compose_argv(docker_bin, project_name=None, files=None):
+    """`docker compose` with the project's name and files, as the stack role runs it."""
+    argv = [docker_bin, "compose"]
+    if project_name:
+        argv += ["-p", project_name]
+    for f in files or []:
+        argv += ["-f", f]
+    return argv
+
+
+def compose_config(runner, cwd, project_name=None, files=None):
+    docker_bin = runner.get_bin_path("docker")
+    if not docker_bin:
+        raise ComposeError("the docker CLI is not on PATH; it is needed to read the Compose definition")
+    cmd = compose_argv(docker_bin, project_name, files) + ["config", "--format", "json"]
+    rc, out, err = runner.run_command(cmd, cwd=cwd)
+    if rc != 0:
+        raise ComposeError("docker compose config failed in %s (rc=%d): %s" % (cwd, rc, (err or out).strip()[-2000:]))
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        raise ComposeError("docker compose config in %s did not print JSON: %s" % (cwd, exc)) from exc
+
+
+def load_definition(runner, client, project_src=None, project_name=None, files=None):
+    """The definition from `docker compose config` in ``project_src`` (with ``files``), else from
+    the config files the containers of ``project_name`` name, else from their labels."""
+    if project_src:
+        config = compose_config(runner, project_src, project_name, files)
+        services = config.get("services") or {}
+        return Definition(
+            project_name or config.get("name"),
+            sorted(services),
+            oneshots_from_config(services),
+            "docker compose config in %s" % project_src,
+        )
+    name = project_name
+    containers = list_containers(client, name)
+    if not containers:
+        raise ComposeError(
+            "unknown project %r: no container carries the label %s=%s (is it started? "
+            "set project_src to wait for a project whose containers are still being created)"
+            % (name, LABEL_PROJECT, name)
+        )
+    labels = [c["Labels"] or {} for c in containers]
+    used = [f for f in (labels[0].get(LABEL_CONFIG_FILES) or "").split(",") if f]
+    workdir = labels[0].get(LABEL_WORKING_DIR)
+    if used and workdir and os.path.isdir(workdir) and all(os.access(f, os.R_OK) for f in used):
+        try:
+            config = compose_config(runner, workdir, name, used)
+            services = config.get("services") or {}
+            return Definition(name, sorted(services), oneshots_from_config(services), "config files " + ",".join(used))
+        except ComposeError as exc:
+            runner.warn("falling back to container labels: %s" % exc)
+    services = sorted(set(lab.get(LABEL_SERVICE) for lab in labels if lab.get(LABEL_SERVICE)))
+    return Definition(name, services, oneshots_from_labels(labels), "container labels")
+
+
+def docker_client(docker_host=None):
+    """A Docker SDK client for ``docker_host`` (default: DOCKER_HOST, else the local socket), pinged."""
+    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+    client.api.ping()
+    return client
+
+
+def list_containers(client, project):
+    containers = client.api.containers(all=True, filters={"label": "%s=%s" % (LABEL_PROJECT, project)})
+    return [c for c in containers if (c.get("Labels") or {}).get(LABEL_ONEOFF, "False") != "True"]
+
+
+def containers_of(client, project, service):
+    """Ids of the project's containers of one service (by the labels compose sets)."""
+    return [c["Id"] for c in list_containers(client, project) if (c.get("Labels") or {}).get(LABEL_SERVICE) == service]
+
+
+def started_epoch(started_at):
+    """Docker's State.StartedAt (RFC 3339 with nanoseconds) as epoch seconds, or None."""
+    if not started_at or started_at.startswith("0001-"):
+        return None
+    try:
+        stamp = started_at.rstrip("Z")
+        if "." in stamp:
+            head, frac = stamp.split(".", 1)
+            stamp = "%s.%s" % (head, frac[:6])
+        else:
+            stamp += ".0"
+        started = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return (started - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
+
+
+def uptime_seconds(started_at):
+    """Seconds since Docker's State.StartedAt, or None when unparsable."""
+    started = started_epoch(started_at)
+    return None if started is None else time.time() - started
+
+
+def mask(text, secrets):
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "********")
+    return text

@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""The host state the roles compare against, read without changing anything (module host_facts):
+paths (type, mode, owner, gid, checksums, link target), accounts, groups, dpkg status, systemd
+unit states, programs on PATH and command outputs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import grp
+import hashlib
+import os
+import pwd
+import stat
+
+
+def _digest(path, algorithm):
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _owner(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def describe_path(path, sha256=False):
+    """{} when missing; else type (file, dir, link, other) and, as applicable, mode (four octal
+    digits), owner (name), gid, sha1 / sha256 (files) or target (links)."""
+    real = os.path.expanduser(path)
+    try:
+        info = os.lstat(real)
+    except OSError:
+        return {}
+    if stat.S_ISLNK(info.st_mode):
+        return dict(type="link", target=os.readlink(real))
+    entry = dict(mode="%04o" % stat.S_IMODE(info.st_mode), owner=_owner(info.st_uid), gid=info.st_gid)
+    if stat.S_ISDIR(info.st_mode):
+        entry["type"] = "dir"
+    elif stat.S_ISREG(info.st_mode):
+        entry.update(type="file", sha1=_digest(real, "sha1"))
+        if sha256:
+            entry["sha256"] = _digest(real, "sha256")
+    else:
+        entry["type"] = "other"
+    return entry
+
+
+def user_entry(name):
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return {}
+    return dict(uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir, shell=entry.pw_shell)
+
+
+def group_members(name):
+    try:
+        return sorted(grp.getgrnam(name).gr_mem)
+    except KeyError:
+        return None
+
+
+def package_status(run_command, names):
+    """{name: dpkg status}; packages dpkg has never heard of are `not-installed`."""
+    status = dict((name, "not-installed") for name in names)
+    if not names:
+        return status
+    _rc, out, _err = run_command(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n"] + list(names))
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in status:
+            status[parts[0]] = parts[1]
+    return status
+
+
+def unit_states(run_command, units):
+    """{unit: {enabled, active}} as `systemctl is-enabled` / `is-active` name them."""
+    states = {}
+    for unit in units:
+        _rc, enabled, _err = run_command(["systemctl", "is-enabled", unit])
+        _rc, active, _err = run_command(["systemctl", "is-active", unit])
+        states[unit] = dict(enabled=enabled.strip(), active=active.strip())
+    return states
+
+
+def run_if_present(run_command, get_bin_path, argv):
+    """{rc, stdout} of argv, or rc None when its program does not exist."""
+    argv = [str(a) for a in argv or []]
+    if not argv:
+        return dict(rc=None, stdout="")
+    program = argv[0] if "/" in argv[0] else get_bin_path(argv[0])
+    if not program or not os.access(program, os.X_OK) or os.path.isdir(program):
+        return dict(rc=None, stdout="")
+    rc, out, _err = run_command([program] + argv[1:])
+    return dict(rc=rc, stdout=out.strip())

@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""The node address k3s recorded in its datastore: the kine node row (SQLite; JSON or Kubernetes
+protobuf, kine #36) or the embedded etcd member URLs (read-only)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import os
+import re
+import sqlite3
+
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import is_ip
+
+IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
+
+
+def ips_from_node_record(blob):
+    """InternalIP addresses in a node object, stored as JSON or as Kubernetes protobuf.
+
+    Protobuf NodeAddress is `type` then `address` as length-prefixed strings, so the address
+    follows "InternalIP" within a few bytes; JSON may order the keys either way. The k3s
+    annotation `k3s.io/internal-ip` is read as well.
+    """
+    if isinstance(blob, bytes):
+        text = blob.decode("latin-1")
+    else:
+        text = str(blob)
+    found = []
+    patterns = (
+        r"InternalIP[\"']?.{0,24}?(?:address[\"']?\s*:\s*[\"']?)?(\d{1,3}(?:\.\d{1,3}){3})",
+        r"address[\"']?\s*:\s*[\"'](\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*[\"']type[\"']\s*:\s*[\"']InternalIP",
+        r"k3s\.io/internal-ip[\"']?\s*[:=]?.{0,4}?(\d{1,3}(?:\.\d{1,3}){3})",
+    )
+    for pattern in patterns:
+        for match in re.finditer(pattern, text, re.S):
+            ip = match.group(1)
+            if is_ip(ip) and ip not in found:
+                found.append(ip)
+    return found
+
+
+def sqlite_node_ips(db_path, node_name):
+    """(ips, error) from the newest kine row of the node (or of every node if the name is absent)."""
+    if not os.path.isfile(db_path):
+        return [], None
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=2)
+    except sqlite3.Error as exc:
+        return [], "cannot open %s: %s" % (db_path, exc)
+    try:
+        rows = conn.execute(
+            "SELECT name, value, deleted FROM kine WHERE name LIKE '/registry/minions/%' ORDER BY id"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        return [], "cannot read node records from %s: %s" % (db_path, exc)
+    finally:
+        conn.close()
+    latest = {}
+    for name, value, deleted in rows:
+        # kine appends a row per revision; the newest decides, and a deletion removes the node.
+        if deleted:
+            latest.pop(name, None)
+        else:
+            latest[name] = value
+    wanted = "/registry/minions/%s" % node_name
+    values = [latest[wanted]] if wanted in latest else list(latest.values())
+    ips = []
+    for value in values:
+        for ip in ips_from_node_record(value or b""):
+            if ip not in ips:
+                ips.append(ip)
+    return ips, None
+
+
+def etcd_member_ips(etcd_dir):
+    """Non-loopback IPs in the member URLs k3s writes to server/db/etcd/config."""
+    path = os.path.join(etcd_dir, "config")
+    if not os.path.isfile(path):
+        return [], None
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError as exc:
+        return [], "cannot read %s: %s" % (path, exc)
+    ips = []
+    keys = (
+        "initial-advertise-peer-urls",
+        "advertise-client-urls",
+        "listen-peer-urls",
+        "listen-client-urls",
+        "initial-cluster",
+    )
+    for key in keys:
+        for match in re.finditer(r"[\"']?%s[\"']?\s*:\s*[\"']?([^\n\"']*)" % re.escape(key), text):
+            for ip in IPV4.findall(match.group(1)):
+                if not ipaddress.ip_address(ip).is_loopback and ip not in ips:
+                    ips.append(ip)
+    return ips, None

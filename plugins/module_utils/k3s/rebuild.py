@@ -1,0 +1,466 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""The recovery of a k3s server whose node address changed, in one process on the host (the
+k3s_rebuild module's logic; its argument spec lives here beside the code that reads it, as
+community.docker's compose_v2 does): run lock, etcd snapshot or cold copy with a verified
+manifest, wipe or reset, config.yaml rendered on the new address by the k3s role's renderer, k3s
+Ready at the new address, the user's kubeconfig refreshed, and the app reconnected
+(module_utils/compose/app.py). Nothing is deleted before the backup verified.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import os
+import re
+import threading
+import time
+
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.app import AppError, reconnect_app
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
+    ComposeError,
+    DockerException,
+    compose_argv,
+    docker_client,
+    load_definition,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, write_if_changed
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
+    BackupError,
+    create_backup,
+    prepare_backup_dir,
+    remove_path,
+    restore,
+    verify,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
+    readdress,
+    render_config,
+    settings_from_text,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import unit_state
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import K3sProbe
+from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
+    KubeconfigError,
+    current_server,
+    read_kubeconfig,
+    server_host,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.poll import (
+    Deadline,
+    ProbeResult,
+    poll,
+)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SERVER_LINE = re.compile(r"^(\s*server:\s*https://)(127\.0\.0\.1|localhost|\[::1\])(:\d+)", re.MULTILINE)
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["rebuilt", "restored", "verified"], default="rebuilt"),
+    node_ip=dict(type="str"),
+    flannel_iface=dict(type="str"),
+    strategy=dict(type="str", choices=["wipe", "reset"], default="wipe"),
+    datastore=dict(type="str", choices=["sqlite", "etcd"], default="sqlite"),
+    node_name=dict(type="str"),
+    backup_dir=dict(type="path"),
+    backup_paths=dict(type="list", elements="path", default=[]),
+    keep_backups=dict(type="int", default=5),
+    backup_meta=dict(type="dict", default={}),
+    service=dict(type="str", default="k3s"),
+    binary=dict(type="path", default="/usr/local/bin/k3s"),
+    config_file=dict(type="path", default="/etc/rancher/k3s/config.yaml"),
+    data_dir=dict(type="path", default="/var/lib/rancher/k3s"),
+    admin_kubeconfig=dict(type="path", default="/etc/rancher/k3s/k3s.yaml"),
+    user_kubeconfig=dict(type="path"),
+    ready_timeout=dict(type="float", default=300.0),
+    snapshot_timeout=dict(type="float", default=60.0),
+    stack_dir=dict(type="path"),
+    project_name=dict(type="str"),
+    compose_files=dict(type="list", elements="str", default=[]),
+    app_kubeconfig=dict(type="path"),
+    cert_generator_service=dict(type="str", default="cert-generator"),
+    worker_services=dict(type="list", elements="str", default=["k8s-worker", "pod-monitor"]),
+    app_probe_path=dict(type="str", default="/api/v1/namespaces"),
+    app_api_port=dict(type="int", default=6443),
+    app_kubeconfig_mode=dict(type="str", default="0600"),
+    app_timeout=dict(type="float", default=300.0),
+    lock_path=dict(type="path", default="/run/lock/integr8scode-k3s-recover.lock"),
+    lock_ttl=dict(type="int", default=3600),
+    run_id=dict(type="str", required=True),
+    lock_owner=dict(type="str", default=""),
+)
+
+
+class StepError(Exception):
+    """A failed step; ``details`` are merged into the module result."""
+
+    def __init__(self, message, **details):
+        super(StepError, self).__init__(message)
+        self.details = details
+
+
+class Background:
+    """A command run through module.run_command on a thread, so the workers' stop timeout passes
+    while the backup and the rebuild run."""
+
+    def __init__(self, module, argv, cwd):
+        self.outcome = (None, "")
+        self.thread = threading.Thread(target=self._run, args=(module, argv, cwd), name="background-command")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, module, argv, cwd):
+        rc, out, err = module.run_command(argv, cwd=cwd)
+        self.outcome = (rc, err or out)
+
+    def wait(self, timeout):
+        """(rc, output); rc is None when it did not finish within ``timeout`` seconds."""
+        self.thread.join(timeout)
+        return self.outcome
+
+
+class Rebuild:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.started_at = time.time()
+        self.timings = {}
+        self.result = dict(changed=False, started_at=self.started_at, timings=self.timings)
+        self.server_dir = os.path.join(self.p["data_dir"], "server")
+        self.db_dir = os.path.join(self.server_dir, "db")
+        self.tls_dir = os.path.join(self.server_dir, "tls")
+
+    # ------------------------------------------------------------------ small tools
+
+    def run(self, argv, what, cwd=None, ok=(0,)):
+        rc, out, err = self.module.run_command(argv, cwd=cwd)
+        if rc not in ok:
+            raise StepError("%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:]))
+        return rc, out, err
+
+    def bounded(self, seconds, *argv):
+        """argv under coreutils' timeout: k3s commands that may hang on a server that does not answer."""
+        return [self.module.get_bin_path("timeout", required=True), str(max(1, int(seconds)))] + list(argv)
+
+    def systemctl(self, verb):
+        systemctl = self.module.get_bin_path("systemctl", required=True)
+        self.run([systemctl, verb, self.p["service"]], "systemctl %s %s" % (verb, self.p["service"]))
+
+    def active_state(self):
+        systemctl = self.module.get_bin_path("systemctl", required=True)
+        return unit_state(self.module.run_command, self.p["service"], systemctl)["active_state"]
+
+    def compose(self, *args):
+        docker = self.module.get_bin_path("docker", required=True)
+        return compose_argv(docker, self.p["project_name"], self.p["compose_files"]) + list(args)
+
+    def phase(self, name, since):
+        self.timings[name] = round(time.monotonic() - since, 3)
+        return time.monotonic()
+
+    # ------------------------------------------------------------------ rebuilt
+
+    def app_present(self):
+        p = self.p
+        return bool(p["stack_dir"] and p["app_kubeconfig"] and os.path.isfile(p["app_kubeconfig"]))
+
+    def kubeconfig_server_host(self, path):
+        try:
+            return server_host(current_server(read_kubeconfig(path)))[0]
+        except KubeconfigError:
+            return None
+
+    def rebuilt(self):
+        p = self.p
+        app = self.app_present()
+        user = p["user_kubeconfig"] if p["user_kubeconfig"] and p["user_kubeconfig"] != p["admin_kubeconfig"] else None
+        user_host = self.kubeconfig_server_host(user) if user and os.path.isfile(user) else None
+        was_active = self.active_state() in ("active", "activating", "reloading")
+
+        # The workers cannot reach k3s until the end anyway; stopping them now lets their stop
+        # timeout run alongside the backup and the rebuild instead of after them.
+        stopper, client, definition = None, None, None
+        if app:
+            stopper = Background(self.module, self.compose("stop", *p["worker_services"]), p["stack_dir"])
+        self.timings["prepare"] = round(time.time() - self.started_at, 3)
+        mark = time.monotonic()
+        try:
+            if app:
+                client = docker_client()
+                definition = load_definition(self.module, client, p["stack_dir"], p["project_name"], p["compose_files"])
+            self.backup()
+        except (StepError, BackupError, ComposeError, DockerException, OSError) as exc:
+            self.undo_stops(stopper, was_active)
+            self.fail(
+                "backup",
+                "The backup failed or did not verify: %s. Nothing was deleted; %s and %s are untouched and %s was "
+                "started again as it was. Free space or fix the source under %s and re-run."
+                % (exc, self.db_dir, self.tls_dir, p["service"], os.path.dirname(p["backup_dir"].rstrip("/"))),
+            )
+        mark = self.phase("backup", mark)
+
+        try:
+            self.rebuild_k3s()
+            mark = self.phase("rebuild", mark)
+            self.wait_ready()
+            mark = self.phase("k3s_ready", mark)
+            self.refresh_user_kubeconfig(user, user_host)
+            if app:
+                self.reconnect(client, definition, stopper, mark)
+            else:
+                self.result["app"] = dict(reconnected=False, reason="no app kubeconfig at %s" % p["app_kubeconfig"])
+                self.result["workers_ready_at"] = None
+        except (StepError, AppError, BackupError, ComposeError, DockerException, KubeconfigError, OSError) as exc:
+            self.fail(
+                getattr(exc, "details", {}).get("stage", "rebuild"),
+                "Recovery failed after the backup: %s. The verified backup is kept at %s. Fix the cause and re-run "
+                "recover.yml, or restore the previous state: %s (by hand: %s/RESTORE.txt)."
+                % (exc, p["backup_dir"], self.restore_command(), p["backup_dir"]),
+                restore_command=self.restore_command(),
+                **{k: v for k, v in getattr(exc, "details", {}).items() if k != "stage"},
+            )
+        self.result["changed"] = True
+        self.result["elapsed"] = round(time.time() - self.started_at, 3)
+
+    def restore_command(self):
+        return (
+            "ansible-playbook playbooks/recover.yml -e k3s_recover_rollback=true -e k3s_recover_rollback_from=%s "
+            "-e k3s_recover_confirm=true" % self.p["backup_dir"]
+        )
+
+    def undo_stops(self, stopper, was_active):
+        """After a failed backup: the workers and k3s run again as they did before."""
+        if stopper is not None:
+            stopper.wait(self.p["app_timeout"])
+            self.module.run_command(self.compose("start", *self.p["worker_services"]), cwd=self.p["stack_dir"])
+        if was_active:
+            systemctl = self.module.get_bin_path("systemctl", required=True)
+            self.module.run_command([systemctl, "start", self.p["service"]])
+
+    def backup(self):
+        p = self.p
+        # Upstream's manual fix runs `k3s etcd-snapshot save` without --dir, which writes into
+        # server/db/snapshots, the directory it deletes next; here it goes into the backup. A
+        # crash-looping server may not answer: the cold copy of server/db/etcd is then the backup.
+        if p["datastore"] == "etcd":
+            # create_backup prepares the directory too; the snapshot has to land in it first.
+            prepare_backup_dir(p["backup_dir"])
+            snapshot = dict(saved=False, dir=os.path.join(p["backup_dir"], "etcd-snapshot"))
+            rc, out, err = self.module.run_command(
+                self.bounded(p["snapshot_timeout"], p["binary"], "etcd-snapshot", "save", "--dir", snapshot["dir"],
+                             "--name", "recover")
+            )  # fmt: skip
+            snapshot["saved"] = rc == 0
+            if rc != 0:
+                lines = (err or out).strip().splitlines()
+                snapshot["reason"] = lines[-1] if lines else "rc=%d" % rc
+            self.result["snapshot"] = snapshot
+        # SQLite cannot be snapshotted at all (k3s 11388, kine 88); the maintainers' advice is to
+        # stop k3s and copy server/db (k3s 1318), which also gives etcd a consistent cold copy.
+        self.systemctl("stop")
+        paths = [
+            p["config_file"],
+            p["config_file"] + ".d",
+            os.path.join(self.server_dir, "token"),
+            os.path.join(self.server_dir, "manifests"),
+            self.tls_dir,
+            self.db_dir,
+            p["admin_kubeconfig"],
+        ]
+        paths += [x for x in (p["user_kubeconfig"], p["app_kubeconfig"]) if x] + p["backup_paths"]
+        required = [p["config_file"], os.path.join(self.server_dir, "token")]
+        if p["datastore"] == "sqlite":
+            required.append(os.path.join(self.db_dir, "state.db"))
+        self.result["backup"] = create_backup(
+            p["backup_dir"],
+            paths,
+            datastore=p["datastore"],
+            db_dir=self.db_dir,
+            required=required,
+            # etcd's data file; an empty one means a cold copy of nothing.
+            required_nonempty=["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else [],
+            meta=dict(p["backup_meta"], run_id=p["run_id"], strategy=p["strategy"], new_node_ip=p["node_ip"]),
+            keep=p["keep_backups"],
+        )
+
+    def write_config(self):
+        """config.yaml on the new address through the k3s role's renderer, so the next site.yml
+        renders the same bytes (it once line-edited a copy and a rerun undid the recovery)."""
+        p = self.p
+        with open(p["config_file"]) as handle:
+            settings = settings_from_text(handle.read())
+        settings = readdress(settings, p["node_ip"], p["flannel_iface"] or settings.get("flannel-iface"))
+        changed, _before = write_if_changed(p["config_file"], render_config(settings), 0o600, 0, 0)
+        keys = ("node-ip", "flannel-iface", "tls-san")
+        return dict(file=p["config_file"], set=dict((k, settings[k]) for k in keys), changed=changed)
+
+    def rebuild_k3s(self):
+        p = self.p
+        if p["strategy"] == "wipe":
+            # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
+            # start, and nothing may read the stale one in between.
+            self.result["removed"] = [x for x in (self.db_dir, self.tls_dir, p["admin_kubeconfig"]) if remove_path(x)]
+        self.result["config"] = self.write_config()
+        if p["strategy"] == "reset" and p["datastore"] == "etcd":
+            # Rewrites the member's peer address and makes it a single-member cluster (k3s 4296).
+            self.run(
+                self.bounded(p["ready_timeout"], p["binary"], "server", "--cluster-reset"), "k3s server --cluster-reset"
+            )
+        elif p["strategy"] == "reset":
+            self.run([p["binary"], "certificate", "rotate"], "k3s certificate rotate")
+        self.systemctl("start")
+        if p["strategy"] == "reset" and p["datastore"] == "sqlite":
+            self.delete_stale_node()
+            self.systemctl("restart")
+
+    def delete_stale_node(self):
+        """k3s serves the API for a few seconds before the node-IP check stops it; the delete is
+        retried until it lands in such a window (k3s 5880). Already gone counts as done."""
+        name = self.p["node_name"] or os.uname()[1]
+        argv = [self.p["binary"], "kubectl", "delete", "node", name]
+
+        def probe():
+            rc, out, err = self.module.run_command(argv)
+            return ProbeResult(rc == 0 or "NotFound" in err, False, dict(stdout=out, stderr=err), err.strip())
+
+        outcome = poll(probe, self.p["ready_timeout"], interval=0.5, max_interval=1.0)
+        if not outcome.ready:
+            raise StepError("could not delete the stale node object %s: %s" % (name, outcome.message))
+
+    def wait_ready(self):
+        p = self.p
+        probe = K3sProbe(
+            Deadline(p["ready_timeout"]), kubeconfig=p["admin_kubeconfig"], node_ip=p["node_ip"], request_timeout=5.0
+        )
+        outcome = poll(probe, p["ready_timeout"])
+        self.result["nodes"] = outcome.observation.get("nodes", [])
+        if not outcome.ready:
+            raise StepError(
+                "k3s not Ready at %s after %ss: %s" % (p["node_ip"], p["ready_timeout"], outcome.message),
+                stage="k3s_ready",
+                readyz=outcome.observation.get("readyz"),
+            )
+
+    def refresh_user_kubeconfig(self, user, user_host):
+        """A new CA makes every copy of k3s.yaml stale. Only a copy that exists is refreshed
+        (creating one is the k3s role's job); it keeps its owner and pointing at the node address
+        if it did so before."""
+        info = dict(path=user, refreshed=False)
+        self.result["user_kubeconfig"] = info
+        if not user or not os.path.isfile(user):
+            return
+        with open(self.p["admin_kubeconfig"]) as handle:
+            text = handle.read()
+        if user_host and user_host not in LOOPBACK_HOSTS:
+            text = SERVER_LINE.sub(lambda m: m.group(1) + self.p["node_ip"] + m.group(3), text)
+        atomic_write(user, text, 0o600)
+        info.update(refreshed=True, server=self.kubeconfig_server_host(user))
+
+    def reconnect(self, client, definition, stopper, mark):
+        """cert-generator writes a new kubeconfig (new address, token of a new ServiceAccount); the
+        workers read it only at start-up, so they start after it (module_utils/compose/app.py)."""
+        p = self.p
+        self.result["app"] = dict(reconnected=False)
+        marks = [mark]
+
+        def workers_stopped():
+            rc, err = stopper.wait(p["app_timeout"])
+            if rc is None:
+                raise AppError("docker compose stop of the workers did not finish in %ss" % p["app_timeout"])
+            if rc != 0:
+                raise AppError("docker compose stop of the workers failed: %s" % err.strip()[-1500:])
+
+        def phase(name):
+            marks.append(self.phase(name, marks[-1]))
+
+        try:
+            report = reconnect_app(
+                client,
+                definition,
+                kubeconfig=p["app_kubeconfig"],
+                generator=p["cert_generator_service"],
+                workers=p["worker_services"],
+                node_ip=p["node_ip"],
+                api_port=p["app_api_port"],
+                mode=int(p["app_kubeconfig_mode"], 8),
+                probe_path=p["app_probe_path"],
+                timeout=p["app_timeout"],
+                before_workers=workers_stopped,
+                on_phase=phase,
+            )
+        except AppError as exc:
+            exc.details["stage"] = "app"
+            raise
+        self.result["workers_ready_at"] = report.pop("workers_ready_at")
+        self.result["app"] = report
+
+    # ------------------------------------------------------------------ restored, verified
+
+    def verified(self):
+        checked = verify(self.p["backup_dir"])
+        self.result["backup"] = dict(checked, backup_dir=self.p["backup_dir"])
+        if not checked["ok"]:
+            self.fail("verify", "backup %s did not verify: %s" % (self.p["backup_dir"], "; ".join(checked["errors"])))
+
+    def restored(self):
+        p = self.p
+        self.verified()
+        targets = [p["config_file"], self.db_dir, self.tls_dir]
+        try:
+            self.systemctl("stop")
+            self.result["restored"] = restore(p["backup_dir"], targets)
+        except (StepError, BackupError, OSError) as exc:
+            self.fail("restore", "Rollback from %s failed: %s" % (p["backup_dir"], exc))
+        self.result["changed"] = True
+        # On a host whose address differs from the backup's, k3s fails to start again; the
+        # restore itself is done, so that is reported, not a failure.
+        try:
+            self.systemctl("start")
+            self.result["started"] = True
+        except StepError as exc:
+            self.result.update(started=False, start_error=str(exc))
+
+    def fail(self, stage, msg, **extra):
+        self.result.update(extra)
+        self.result["stage"] = stage
+        raise ModuleFailure(msg)
+
+
+class ModuleFailure(Exception):
+    pass
+
+
+def validate(p):
+    """Problems with the parameters (one message each); normalises node_ip."""
+    errors = []
+    if p["state"] == "rebuilt":
+        for name in ("node_ip", "backup_dir"):
+            if not p[name]:
+                errors.append("%s is required with state=rebuilt" % name)
+        if p["node_ip"]:
+            try:
+                p["node_ip"] = str(ipaddress.ip_address(p["node_ip"].strip()))
+            except ValueError:
+                errors.append("node_ip must be an IP address, got %r" % (p["node_ip"],))
+        if p["backup_dir"]:
+            backup = os.path.abspath(p["backup_dir"])
+            server = os.path.abspath(os.path.join(p["data_dir"], "server"))
+            if backup == server or backup.startswith(server + os.sep):
+                errors.append("backup_dir %s must be outside %s, which a wipe deletes" % (backup, server))
+        if p["stack_dir"] and not p["app_kubeconfig"]:
+            errors.append("app_kubeconfig is required with stack_dir")
+        if not p["worker_services"]:
+            errors.append("worker_services must name at least one service")
+    elif not p["backup_dir"]:
+        errors.append("backup_dir is required with state=%s" % p["state"])
+    for name in ("ready_timeout", "app_timeout", "snapshot_timeout"):
+        if p[name] <= 0:
+            errors.append("%s must be a positive number of seconds, got %r" % (name, p[name]))
+    if p["keep_backups"] < 0:
+        errors.append("keep_backups must be zero (keep all) or positive, got %d" % p["keep_backups"])
+    if not p["app_probe_path"].startswith("/"):
+        errors.append("app_probe_path must start with /, got %r" % p["app_probe_path"])
+    return errors
