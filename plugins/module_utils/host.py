@@ -13,7 +13,10 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
 import stat
+import subprocess
+import sys
 
 
 def _digest(path, algorithm):
@@ -101,3 +104,26 @@ def run_if_present(run_command, get_bin_path, argv):
         return dict(rc=None, stdout="")
     rc, out, _err = run_command([program] + argv[1:])
     return dict(rc=rc, stdout=out.strip())
+
+
+class LocalRunner:
+    """What the shared code asks of an AnsibleModule (run_command, get_bin_path, warn), for the
+    programs the roles install on the host (drift watcher, kubeconfig refresh)."""
+
+    @staticmethod
+    def run_command(argv, cwd=None):
+        proc = subprocess.run(
+            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    @staticmethod
+    def get_bin_path(name, required=False):
+        path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin")
+        if required and not path:
+            raise OSError("%s not found on PATH" % name)
+        return path
+
+    @staticmethod
+    def warn(message):
+        sys.stderr.write("<4>%s\n" % message)

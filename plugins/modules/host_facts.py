@@ -101,7 +101,9 @@ EXAMPLES = r"""
     path: /etc/rancher/k3s
     state: directory
     mode: "0755"
-  when: host.paths['/etc/rancher/k3s'] != {'type': 'dir', 'mode': '0755', 'owner': 'root', 'gid': 0}
+  when: >-
+    host.paths['/etc/rancher/k3s']
+    != {'type': 'dir', 'mode': '0755', 'owner': 'root', 'gid': 0}
 """
 
 RETURN = r"""

@@ -21,9 +21,14 @@ __metaclass__ = type
 
 import base64
 import os
-import tempfile
+import ssl
 
-from ansible.module_utils.urls import open_url
+try:
+    from urllib.error import HTTPError
+    from urllib.request import HTTPSHandler, Request, build_opener
+except ImportError:  # pragma: no cover - Python 2 is not supported by the collection
+    HTTPError = HTTPSHandler = Request = build_opener = None
+
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
     KubeconfigError,
     current_server,
@@ -80,28 +85,21 @@ def secure(path, mode=0o600, check_mode=False):
 
 
 def prove_token(config, probe_path=PROBE_PATH, timeout=10):
-    """(accepted, status, error) of one GET with the kubeconfig's own CA and token. The token is
-    never part of the result."""
+    """(accepted, status, error) of one GET with the kubeconfig's own CA and token (standard
+    library only: the programs on the host use it too). The token is never part of the result."""
     server = current_server(config)
     ca_data = _first(config, "clusters", "cluster").get("certificate-authority-data")
     token = _first(config, "users", "user").get("token")
     if not server or not ca_data or not token:
         return False, None, "no server, token or CA data"
-    fd, ca_file = tempfile.mkstemp(prefix="i8c-app-ca-")
+    context = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii"))
+    request = Request(server.rstrip("/") + probe_path, headers={"Authorization": "Bearer " + token})
     status, error = None, ""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(base64.b64decode(ca_data))
-        try:
-            status = open_url(
-                server.rstrip("/") + probe_path,
-                headers={"Authorization": "Bearer " + token},
-                ca_path=ca_file,
-                timeout=timeout,
-            ).getcode()
-        except Exception as exc:  # HTTPError carries the status; anything else is the reason
-            status = getattr(exc, "code", None)
-            error = str(exc)
-    finally:
-        os.remove(ca_file)
+        with build_opener(HTTPSHandler(context=context)).open(request, timeout=timeout) as response:
+            status = response.getcode()
+    except HTTPError as exc:
+        status, error = exc.code, str(exc)
+    except Exception as exc:  # TLS, refused, timeout: the reason, no status
+        error = str(getattr(exc, "reason", exc))
     return status in TOKEN_ACCEPTED, status, error

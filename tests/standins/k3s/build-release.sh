@@ -25,16 +25,39 @@ here=$(cd "$(dirname "$0")" && pwd)
 release="$outdir/$version"
 mkdir -p "$release"
 
-# Bake the version in and point the shebang at the system python3, where the
-# test host's python3-cryptography lives (the source says `env python` for
-# ansible-test's shebang rule).
-sed -e '1s|^#!.*$|#!/usr/bin/python3|' -e "s|^K3S_STANDIN_VERSION = \".*\"  # replaced by build-release.sh$|K3S_STANDIN_VERSION = \"$version\"  # baked in by build-release.sh|" \
-  "$here/k3s_standin.py" >"$release/k3s.tmp"
-if ! grep -q "^K3S_STANDIN_VERSION = \"$version\"" "$release/k3s.tmp" ||
-  [ "$(head -n1 "$release/k3s.tmp")" != '#!/usr/bin/python3' ]; then
-  echo "failed to bake the version and shebang into the stand-in" >&2
+# The stand-in is a package (tests/standins/k3s/k3s_standin); the release's
+# `k3s` is one executable built from it with zipapp, the version baked into
+# common.py, the shebang the system python3 where the test host's
+# python3-cryptography lives.
+work_app=$(mktemp -d)
+cp -r "$here/k3s_standin" "$work_app/"
+find "$work_app" -name __pycache__ -prune -exec rm -rf {} +
+sed -i "s|^K3S_STANDIN_VERSION = \".*\"  # replaced by build-release.sh$|K3S_STANDIN_VERSION = \"$version\"  # baked in by build-release.sh|" \
+  "$work_app/k3s_standin/common.py"
+if ! grep -q "^K3S_STANDIN_VERSION = \"$version\"" "$work_app/k3s_standin/common.py"; then
+  echo "failed to bake the version into the stand-in" >&2
   exit 1
 fi
+# One executable like zipapp's, written in a fixed order with fixed
+# timestamps so the same VERSION always yields the same checksum.
+python3 - "$work_app" "$release/k3s.tmp" <<'PY'
+import os, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+main = "from k3s_standin.cli import run\nrun()\n"
+with open(out, "wb") as handle:
+    handle.write(b"#!/usr/bin/python3\n")
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        names = sorted(
+            os.path.relpath(os.path.join(d, f), src) for d, _, files in os.walk(src) for f in files if f.endswith(".py")
+        )
+        entries = [("__main__.py", main.encode())] + [(n, open(os.path.join(src, n), "rb").read()) for n in names]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+PY
+rm -rf "$work_app"
 chmod 0755 "$release/k3s.tmp"
 mv "$release/k3s.tmp" "$release/k3s"
 

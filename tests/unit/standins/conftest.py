@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin.py"
+STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin"
 BUILD_RELEASE = STANDIN.parent / "build-release.sh"
 # Generous bound for a start-up on a loaded 2-core machine; not a timing assertion.
 READY_WAIT = 60

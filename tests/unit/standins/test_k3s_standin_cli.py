@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin.py"
+STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin"
 BUILD_RELEASE = STANDIN.parent / "build-release.sh"
 
 
@@ -35,7 +35,7 @@ def test_build_release_bakes_version_and_checksums(tmp_path):
         release = tmp_path / version
         binary = release / "k3s"
         assert os.access(binary, os.X_OK)
-        assert binary.read_text().startswith("#!/usr/bin/python3\n")
+        assert binary.read_bytes().startswith(b"#!/usr/bin/python3\n")
         ran = subprocess.run([sys.executable, str(binary), "--version"], capture_output=True, text=True, check=True)
         assert ran.stdout.startswith(f"k3s version {version} (")
         sums = dict(reversed(line.split("  ")) for line in (release / "sha256sum-amd64.txt").read_text().splitlines())
@@ -199,7 +199,7 @@ def test_runtime_tools_say_they_are_not_modelled(k3s, tmp_path, tool):
 
 
 def test_defaults_match_real_k3s():
-    source = STANDIN.read_text()
+    source = "".join(path.read_text() for path in sorted(STANDIN.glob("*.py")))
     assert 'DEFAULT_DATA_DIR = "/var/lib/rancher/k3s"' in source
     assert 'os.environ.get("K3S_STANDIN_ETC_DIR", "/etc/rancher/k3s")' in source
     assert 'int(opts.get("https-listen-port") or 6443)' in source

@@ -11,7 +11,7 @@ import pytest
 from waitlib_servers import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-STANDIN = os.path.join(REPO, "tests", "standins", "k3s", "k3s_standin.py")
+STANDIN = os.path.join(REPO, "tests", "standins", "k3s", "k3s_standin")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(STANDIN), reason="the k3s stand-in is not in this checkout")
 
