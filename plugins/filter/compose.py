@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: integr8scode.provision maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""Docker Compose project filters for role stack (docs: compose_oneshots.yml, compose_drift.yml,
+mask_secrets.yml beside this file).
+
+compose_oneshots: the services other services wait for with `service_completed_successfully`
+(the same rule compose_wait judges one-shots by). compose_drift: why a project is not converged.
+mask_secrets: compose output with secret values replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose import oneshots_from_config
+
+MASK = "********"
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+_CONFIG_HASH = re.compile(r"(?:^|,)" + re.escape(CONFIG_HASH_LABEL) + r"=([^,]*)")
+
+
+def _is_list(value):
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def compose_oneshots(config):
+    """Sorted names of the services some service depends on with condition service_completed_successfully."""
+    if not isinstance(config, Mapping):
+        raise AnsibleFilterError(
+            "compose_oneshots input must be the parsed output of `docker compose config --format json` (a mapping), "
+            "got %s" % type(config).__name__
+        )
+    services = config.get("services") or {}
+    if not isinstance(services, Mapping):
+        raise AnsibleFilterError("compose_oneshots: 'services' must be a mapping, got %s" % type(services).__name__)
+    return sorted(oneshots_from_config(services))
+
+
+def _config_hash(labels):
+    # `docker compose ps --format json` prints Labels as one "key=value,key=value" string.
+    if isinstance(labels, Mapping):
+        value = labels.get(CONFIG_HASH_LABEL)
+        return None if value is None else str(value)
+    match = _CONFIG_HASH.search(labels if isinstance(labels, str) else "")
+    return match.group(1) if match else None
+
+
+def _exit_code(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # unknown is not success
+
+
+def compose_drift(containers, hashes, oneshots, pulled=False):
+    """One '<service>: <problem>' line per thing that is not converged; empty when `up` has nothing to do."""
+    if not _is_list(containers) or not all(isinstance(c, Mapping) for c in containers):
+        raise AnsibleFilterError(
+            "compose_drift input must be the containers of `docker compose ps --all --format json` "
+            "(a list of mappings), got %r" % (containers,)
+        )
+    if not isinstance(hashes, Mapping):
+        raise AnsibleFilterError(
+            "compose_drift hashes must map each service to its `docker compose config --hash` value, got %s"
+            % type(hashes).__name__
+        )
+    if not _is_list(oneshots):
+        raise AnsibleFilterError("compose_drift oneshots must be a list of service names, got %r" % (oneshots,))
+    oneshots = set(oneshots)
+    problems = []
+    for service, config_hash in hashes.items():
+        found = [c for c in containers if c.get("Service") == service]
+        if not found:
+            problems.append("%s: no container" % service)
+        for container in found:
+            state = container.get("State", "")
+            exit_code = container.get("ExitCode", "")
+            if _config_hash(container.get("Labels")) != str(config_hash):
+                problems.append("%s: configuration changed" % service)
+            elif service in oneshots:
+                # A one-shot may still be running (up is then already under way) or must have exited 0.
+                if not (state == "running" or (state == "exited" and _exit_code(exit_code) == 0)):
+                    problems.append("%s: one-shot %s (exit %s)" % (service, state, exit_code))
+            elif state not in ("running", "restarting"):
+                problems.append("%s: %s" % (service, state))
+    for container in containers:
+        if container.get("Service") not in hashes:
+            problems.append("%s: orphan" % container.get("Service"))
+    if pulled:
+        problems.append("images pulled")
+    return problems
+
+
+def mask_secrets(text, secrets):
+    """`text` with every non-empty value of `secrets` replaced by ********, longest value first."""
+    if not _is_list(secrets) and not isinstance(secrets, (set, frozenset)):
+        raise AnsibleFilterError(
+            "mask_secrets takes a list of secret values, got %s (a single string would mask each of its characters)"
+            % type(secrets).__name__
+        )
+    values = {str(v) for v in secrets if v is not None and str(v) != ""}
+    text = "" if text is None else str(text)
+    # Longest first, so a secret that contains another one is masked whole.
+    for value in sorted(values, key=lambda v: (-len(v), v)):
+        text = text.replace(value, MASK)
+    return text
+
+
+class FilterModule:
+    """Docker Compose project filters."""
+
+    def filters(self):
+        return {
+            "compose_oneshots": compose_oneshots,
+            "compose_drift": compose_drift,
+            "mask_secrets": mask_secrets,
+        }
