@@ -15,9 +15,11 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose import oneshots_from_config
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
+    mask,
+    oneshots_from_config,
+)
 
-MASK = "********"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 _CONFIG_HASH = re.compile(r"(?:^|,)" + re.escape(CONFIG_HASH_LABEL) + r"=([^,]*)")
 
@@ -101,12 +103,7 @@ def mask_secrets(text, secrets):
             "mask_secrets takes a list of secret values, got %s (a single string would mask each of its characters)"
             % type(secrets).__name__
         )
-    values = {str(v) for v in secrets if v is not None and str(v) != ""}
-    text = "" if text is None else str(text)
-    # Longest first, so a secret that contains another one is masked whole.
-    for value in sorted(values, key=lambda v: (-len(v), v)):
-        text = text.replace(value, MASK)
-    return text
+    return mask("" if text is None else str(text), secrets)
 
 
 class FilterModule:

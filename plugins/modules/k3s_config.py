@@ -18,14 +18,14 @@ description:
     as well, so a rerun after a recovery writes the same bytes.
   - "Node-address policy, in order: O(node_ip); the first IPv4 address of O(node_interface); the
     C(node-ip) k3s already uses while it is still assigned to a LAN interface (a healthy node is
-    not moved because a route moved, k3s #5880); else the IPv4 address of the LAN interface that
+    not moved because a route moved, k3s issue 5880); else the IPv4 address of the LAN interface that
     carries the main routing table's default route, else the first LAN interface. Tunnels and
     virtual devices (nordlynx, nordtun, qtun, tun*, tap*, wg*, tailscale*, zt*, docker0, br-*,
     veth*, cni0, flannel*, kube-*, virbr*) and 100.64.0.0/10 addresses never qualify: NordVPN puts
     its default route in policy table 205, so C(ip route get) and Ansible's default-route fact
     name the tunnel while it is connected."
   - C(flannel-iface) is O(flannel_iface) or the interface that carries the node address (flannel
-    otherwise follows the default route, k3s #12459). C(node-ip) stays a top-level scalar because
+    otherwise follows the default route, k3s issue 12459). C(node-ip) stays a top-level scalar because
     upstream Integr8sCode's cert-generator reads it with a line grep.
   - The file is written atomically with mode 0600 (it may hold a token through O(extra)).
 options:

@@ -47,8 +47,8 @@ options:
   node_ip:
     description:
       - The node IP the host should use now (the k3s role's C(k3s_node_ip)). Without it the
-        collection's node-address policy recommends one (see M(integr8scode.provision.k3s_config)):
-        O(node_interface)'s address, else the address k3s records while a LAN interface still
+        collection's node-address policy recommends one (see M(integr8scode.provision.k3s_config)),
+        in order O(node_interface)'s address, else the address k3s records while a LAN interface still
         holds it, else the LAN interface of the main table's default route; never a tunnel or
         virtual device.
     type: str

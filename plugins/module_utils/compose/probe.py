@@ -14,11 +14,11 @@ __metaclass__ = type
 import threading
 import time
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose import project
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
     LABEL_PROJECT,
     LABEL_SERVICE,
     MIN_MASKED_LENGTH,
-    NotFound,
     list_containers,
     mask,
     started_epoch,
@@ -176,7 +176,7 @@ class ComposeProbe:
             for cid in ids:
                 try:
                     info = self.client.api.inspect_container(cid)
-                except NotFound:
+                except project.NotFound:
                     continue  # removed between list and inspect (compose recreating it)
                 verdict, reason = self.judge(name, info)
                 self.inspected.setdefault(name, []).append(info)

@@ -22,8 +22,11 @@ import traceback
 
 try:
     import docker
-    from docker.errors import DockerException, NotFound
+    from docker import errors as docker_errors
 
+    # The SDK's exceptions under names every module of this package catches.
+    DockerException = docker_errors.DockerException
+    NotFound = docker_errors.NotFound
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:
@@ -182,7 +185,14 @@ def uptime_seconds(started_at):
     return None if started is None else time.time() - started
 
 
+MASK = "********"
+
+
 def mask(text, secrets):
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, "********")
+    """``text`` with every non-empty value of ``secrets`` replaced by ********, longest first (a
+    secret that contains another is masked whole). The one masking of compose_wait's logs and the
+    stack role's failure output (filter mask_secrets)."""
+    values = set(str(v) for v in secrets if v is not None and str(v) != "")
+    for value in sorted(values, key=lambda v: (-len(v), v)):
+        text = text.replace(value, MASK)
     return text

@@ -636,7 +636,7 @@ class Networker:
 
     # -- tunnel device (daemon/vpn/nordlynx, daemon/vpn/openvpn stand-ins)
     def start_tunnel(self, technology: str) -> str:
-        dev, address, _ = TECHNOLOGIES[technology]
+        dev, address, _protocol = TECHNOLOGIES[technology]
         if technology == "NORDLYNX":
             address = nordlynx_address()
         if link(dev) is not None:

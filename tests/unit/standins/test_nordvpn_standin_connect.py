@@ -67,7 +67,7 @@ PORT = 40977
 def rules(host) -> list[tuple[int, str]]:
     found = []
     for line in host.sh("ip", "-4", "rule", "show").splitlines():
-        prio, _, text = line.partition(":")
+        prio, _colon, text = line.partition(":")
         found.append((int(prio), " ".join(text.split())))
     return found
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.integr8scode.provision.plugins.filter.compose import (
-    MASK,
     FilterModule,
     compose_drift,
     compose_oneshots,
     mask_secrets,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import MASK
 
 
 def test_filters_are_registered_under_their_names():

@@ -49,8 +49,8 @@ MAIN_ETH0 = [
 ]
 
 
-def choose(links, routes=MAIN_ETH0, **kwargs):
-    return choose_node_address([LO, *links], routes, **kwargs)
+def choose(links, routes=None, **kwargs):
+    return choose_node_address([LO, *links], MAIN_ETH0 if routes is None else routes, **kwargs)
 
 
 def test_nordlynx_connected_default_route_in_table_205():
