@@ -80,7 +80,7 @@ def test_watcher_timer_is_installed_and_quiet_while_healthy(host):
     assert "OnUnitActiveSec=1min" in host.file("/etc/systemd/system/integr8scode-k3s-drift.timer").content_string
     sh(host, "systemctl start integr8scode-k3s-drift.service")
     log = sh(host, "journalctl -u integr8scode-k3s-drift.service -o cat --no-pager")
-    assert "matches this host" in log and "WARNING" not in log
+    assert "is the node address" in log and "WARNING" not in log
 
 
 def test_forced_recovery_on_a_healthy_etcd_host_takes_a_snapshot(host, ansible_playbook):
