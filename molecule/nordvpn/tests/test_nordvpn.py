@@ -137,18 +137,23 @@ def test_route_that_misses_the_k3s_cidrs_is_not_reported(host, ansible_playbook)
     assert "WARNING: NordVPN routes overlap" not in flat(run.output)
 
 
+def restart_daemon(host) -> None:
+    # nordvpnd.service is Type=simple: `systemctl restart` returns before the daemon listens.
+    assert host.run("systemctl restart nordvpnd.service").rc == 0
+    for _attempt in range(30):
+        if host.run("nordvpn status").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("nordvpnd did not answer within 30 s of its restart")
+
+
 @contextlib.contextmanager
 def connected(host, knobs: str = ""):
     """The stand-in connected (NordLynx), optionally with knobs in its environment file; afterwards
     disconnected, knobs gone and LAN discovery back on (the client then drops private subnets)."""
     if knobs:
         assert host.run(f"printf '%s\\n' '{knobs}' > /etc/default/nordvpnd-standin").rc == 0
-        assert host.run("systemctl restart nordvpnd.service").rc == 0
-    # nordvpnd.service is Type=simple: `systemctl restart` returns before the daemon listens.
-    for _attempt in range(30):
-        if host.run("nordvpn status").rc == 0:
-            break
-        time.sleep(1)
+        restart_daemon(host)
     result = host.run("nordvpn connect")
     assert result.rc == 0, result.stdout + result.stderr
     try:
@@ -157,7 +162,8 @@ def connected(host, knobs: str = ""):
         host.run("nordvpn disconnect")
         host.run("nordvpn set lan-discovery enabled")
         if knobs:
-            host.run("truncate -s 0 /etc/default/nordvpnd-standin && systemctl restart nordvpnd.service")
+            host.run("truncate -s 0 /etc/default/nordvpnd-standin")
+            restart_daemon(host)
 
 
 def test_connected_client_routes_are_not_overlaps(host, ansible_playbook):
