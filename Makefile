@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
 # Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one.
-SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover-etcd default
+SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover-etcd default vpn
 SCENARIO ?=
 SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
 COMPOSE_PLUGIN_DIR ?= /usr/local/lib/docker/cli-plugins

@@ -4,7 +4,10 @@
 """IPv4 range overlap filters (docs: cidr_overlaps.yml, route_overlaps.yml beside this file).
 
 cidr_overlaps: which CIDRs of one list overlap which of another (role docker: address pools vs.
-the ranges they must avoid). route_overlaps: which routes through one interface overlap protected
+the ranges they must avoid). cidr_networks: the networks of addresses and CIDRs (role nordvpn: the
+node address's subnet, the ranges it allowlists). cidr_within: which CIDRs lie inside one of some
+ranges (role nordvpn: what LAN discovery already lets through, what the client calls private).
+route_overlaps: which routes through one interface overlap protected
 CIDRs (role nordvpn: NordVPN 3.20.0 routes 10.0.0.0/10 via nordlynx over k3s's 10.42.0.0/16 and
 10.43.0.0/16, nordvpn-linux #762).
 """
@@ -74,6 +77,45 @@ def cidr_overlaps(cidrs, others):
     mine = _cidr_list(cidrs, "cidr_overlaps input")
     theirs = _cidr_list(others, "cidr_overlaps others")
     return [[cidr, other] for cidr, span in mine for other, other_span in theirs if _overlap(span, other_span)]
+
+
+def _text(span):
+    first, _last, prefix = span
+    return "%d.%d.%d.%d/%d" % (first >> 24, (first >> 16) & 255, (first >> 8) & 255, first & 255, prefix)
+
+
+def cidr_networks(cidrs):
+    """The network CIDR of each address or CIDR (host bits cleared, a bare address is a /32), in
+    input order, each network once."""
+    if isinstance(cidrs, (str, bytes, Mapping)) or not isinstance(cidrs, Sequence):
+        raise AnsibleFilterError("cidr_networks input must be a list of IPv4 CIDRs, got %s" % type(cidrs).__name__)
+    networks = []
+    for index, item in enumerate(cidrs):
+        span = _span(item, prefix_required=False)
+        if span is None:
+            raise AnsibleFilterError(
+                "cidr_networks input[%d] is not an IPv4 address or CIDR (like 192.168.1.20/24): %r" % (index, item)
+            )
+        network = _text(span)
+        if network not in networks:
+            networks.append(network)
+    return networks
+
+
+def cidr_within(cidrs, ranges, address_only=False):
+    """The CIDRs (as given, in input order) that lie inside one of `ranges`.
+
+    With `address_only`, a CIDR counts when its network address lies inside one of `ranges`, which
+    is how the NordVPN client decides that a subnet is private (netip IsPrivate on the address).
+    """
+    mine = _cidr_list(cidrs, "cidr_within input")
+    theirs = _cidr_list(ranges, "cidr_within ranges")
+    found = []
+    for cidr, span in mine:
+        last = span[0] if address_only else span[1]
+        if any(r[0] <= span[0] and last <= r[1] for _range, r in theirs):
+            found.append(cidr)
+    return found
 
 
 def _route_from_text(line, index):
@@ -166,5 +208,7 @@ class FilterModule:
     def filters(self):
         return {
             "cidr_overlaps": cidr_overlaps,
+            "cidr_networks": cidr_networks,
+            "cidr_within": cidr_within,
             "route_overlaps": route_overlaps,
         }

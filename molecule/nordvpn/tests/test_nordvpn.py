@@ -1,9 +1,11 @@
-"""Role `nordvpn` against the client stand-in: LAN discovery, allowlist, skip, daemon down, routes, bad input."""
+"""Role `nordvpn` against the client stand-in: LAN discovery, allowlist, skip, daemon down, routes (also
+with the client connected, with and without 3.20.0's 10.0.0.0/10 route), LAN discovery off, bad input."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
 
@@ -135,13 +137,117 @@ def test_route_that_misses_the_k3s_cidrs_is_not_reported(host, ansible_playbook)
     assert "WARNING: NordVPN routes overlap" not in flat(run.output)
 
 
+def restart_daemon(host) -> None:
+    # nordvpnd.service is Type=simple: `systemctl restart` returns before the daemon listens.
+    assert host.run("systemctl restart nordvpnd.service").rc == 0
+    for _attempt in range(30):
+        if host.run("nordvpn status").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("nordvpnd did not answer within 30 s of its restart")
+
+
+@contextlib.contextmanager
+def connected(host, knobs: str = ""):
+    """The stand-in connected (NordLynx), optionally with knobs in its environment file; afterwards
+    disconnected, knobs gone and LAN discovery back on (the client then drops private subnets)."""
+    if knobs:
+        assert host.run(f"printf '%s\\n' '{knobs}' > /etc/default/nordvpnd-standin").rc == 0
+        restart_daemon(host)
+    result = host.run("nordvpn connect")
+    assert result.rc == 0, result.stdout + result.stderr
+    try:
+        yield
+    finally:
+        host.run("nordvpn disconnect")
+        host.run("nordvpn set lan-discovery enabled")
+        if knobs:
+            host.run("truncate -s 0 /etc/default/nordvpnd-standin")
+            restart_daemon(host)
+
+
+def test_connected_client_routes_are_not_overlaps(host, ansible_playbook):
+    """5.x keeps `default dev nordlynx` in table 205 and only the tunnel's /16 in main: no overlap."""
+    with connected(host):
+        table = host.run("ip -4 route show table 205").stdout
+        main = host.run("ip -4 route show table main").stdout
+        run = ansible_playbook("converge.yml", "-e", "nordvpn_route_overlap_fail=true")
+    assert "default dev nordlynx" in table, table
+    assert "10.5.0.0/16 dev nordlynx" in main, main
+    assert run.returncode == 0, run.output[-3000:]
+    assert "WARNING: NordVPN routes overlap" not in flat(run.output)
+    assert run.total("changed") == 0, run.changed_tasks()
+
+
+def test_connected_3_20_0_route_over_the_k3s_cidrs_is_reported(host, ansible_playbook):
+    """NORDVPN_STANDIN_NORDLYNX_PREFIX=10: 3.20.0's 10.5.0.2/10 puts 10.0.0.0/10 into main (#762)."""
+    with connected(host, "NORDVPN_STANDIN_NORDLYNX_PREFIX=10"):
+        main = host.run("ip -4 route show table main").stdout
+        warned = ansible_playbook("converge.yml")
+        failed = ansible_playbook("converge.yml", "-e", "nordvpn_route_overlap_fail=true")
+    assert "10.0.0.0/10 dev nordlynx" in main, main
+    assert warned.returncode == 0, warned.output[-3000:]
+    assert "10.0.0.0/10 dev nordlynx overlaps 10.42.0.0/16" in flat(warned.output)
+    assert "10.0.0.0/10 dev nordlynx overlaps 10.43.0.0/16" in flat(warned.output)
+    # The tunnel's whole-internet route in table 205 is not an overlap.
+    assert "dev nordlynx table 205 overlaps" not in flat(warned.output)
+    assert failed.returncode != 0
+    assert "nordvpn_route_overlap_fail is true" in flat(failed.output)
+
+
+def test_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_playbook):
+    off = ("-e", "nordvpn_lan_discovery=false")
+    node_subnet = host.run("ip -4 -o addr show dev eth0").stdout.split()[3]
+    address, prefix = node_subnet.split("/")
+    octets = [int(o) for o in address.split(".")]
+    number = int.from_bytes(bytes(octets), "big") & (0xFFFFFFFF << (32 - int(prefix)) & 0xFFFFFFFF)
+    node_network = ".".join(str(b) for b in number.to_bytes(4, "big")) + "/" + prefix
+    needed = ["10.42.0.0/16", "10.43.0.0/16", "172.20.0.0/14", node_network]
+    with connected(host):
+        check = ansible_playbook("converge.yml", "--check", *off)
+        check_state = state(host)
+        first = ansible_playbook("converge.yml", *off)
+        after_first = state(host)
+        second = ansible_playbook("converge.yml", *off)
+        custom = ansible_playbook("converge.yml", *off, "-e", '{"k3s_extra_config": {"cluster-cidr": "10.52.0.0/16"}}')
+        after_custom = state(host)
+    assert check.returncode == 0, check.output[-3000:]
+    assert check.changed_tasks() == [
+        ROLE + "Report the LAN discovery change check mode would make",
+        ROLE + "Report the allowlist additions check mode would make",
+    ]
+    assert (check_state["lan_discovery"], check_state["subnets"]) == (True, ["203.0.113.0/24"]), check_state
+    assert first.returncode == 0, first.output[-3000:]
+    assert first.changed_tasks() == [
+        ROLE + "Turn LAN discovery off and allowlist what k3s and the stack need, in one command"
+    ]
+    assert after_first["lan_discovery"] is False
+    assert sorted(after_first["subnets"]) == sorted(["203.0.113.0/24"] + needed), after_first
+    assert second.returncode == 0, second.output[-3000:]
+    assert second.total("changed") == 0, second.changed_tasks()
+    # The cluster CIDR follows the k3s role's k3s_extra_config.
+    assert custom.changed_tasks() == [ROLE + "Run nordvpn allowlist add subnet"], custom.output[-3000:]
+    assert "10.52.0.0/16" in after_custom["subnets"], after_custom
+    # Back on (connected() turned it on): the client dropped the private subnets again.
+    assert state(host)["subnets"] == ["203.0.113.0/24"], state(host)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         ('{"nordvpn_allowlist_subnets": ["10.42.0.0/16"]}', "nordvpn_allowlist_subnets lists private subnets"),
         ('{"nordvpn_allowlist_subnets": ["10.42.0.0"]}', "must be IPv4 CIDRs"),
         ('{"nordvpn_protected_cidrs": ["10.42.0.0/33"]}', "must be IPv4 CIDRs"),
-        ('{"nordvpn_interface": "way-too-long-interface"}', "nordvpn_interface must be"),
+        ('{"nordvpn_interface": "way-too-long-interface"}', "nordvpn_interface and nordvpn_node_interface must be"),
+        ('{"nordvpn_docker_cidrs": ["172.20.0.0"]}', "nordvpn_docker_cidrs 172.20.0.0"),
+        # Starts in 10.0.0.0/8 (private to the client) but reaches past it: LAN discovery does not
+        # cover it and the client refuses it while LAN discovery is on.
+        (
+            '{"nordvpn_docker_cidrs": ["10.0.0.0/7"]}',
+            "10.0.0.0/7 (nordvpn_docker_cidrs) must reach past the VPN but cannot be allowlisted while "
+            "nordvpn_lan_discovery is true",
+        ),
+        ('{"nordvpn_node_interface": "nope0"}', "k3s_node_interface nope0 is not an interface of this host"),
         ('{"nordvpn_install": true, "nordvpn_apt_key_fingerprint": "abc"}', "nordvpn_apt_key_fingerprint 40 hex"),
     ],
 )

@@ -10,7 +10,15 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
-FILTERS = ["cidr_overlaps", "route_overlaps", "compose_oneshots", "compose_drift", "mask_secrets"]
+FILTERS = [
+    "cidr_overlaps",
+    "cidr_networks",
+    "cidr_within",
+    "route_overlaps",
+    "compose_oneshots",
+    "compose_drift",
+    "mask_secrets",
+]
 
 
 def ansible_env() -> dict:
@@ -34,6 +42,9 @@ def test_filters_by_fqcn_in_a_playbook(tmp_path):
                   ansible.builtin.debug:
                     msg:
                       cidr: "{{ ['10.0.0.0/8'] | integr8scode.provision.cidr_overlaps(['10.42.0.0/16']) }}"
+                      networks: "{{ ['192.168.1.20/24'] | integr8scode.provision.cidr_networks }}"
+                      within: >-
+                        {{ ['10.0.0.0/7'] | integr8scode.provision.cidr_within(['10.0.0.0/8'], address_only=true) }}
                       routes: >-
                         {{ routes | from_json | integr8scode.provision.route_overlaps(['10.42.0.0/16'], 'nordlynx') }}
                       oneshots: "{{ config | integr8scode.provision.compose_oneshots }}"
@@ -56,6 +67,8 @@ def test_filters_by_fqcn_in_a_playbook(tmp_path):
     msg = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
     assert msg == {
         "cidr": [["10.0.0.0/8", "10.42.0.0/16"]],
+        "networks": ["192.168.1.0/24"],
+        "within": ["10.0.0.0/7"],
         "routes": ["10.0.0.0/10 dev nordlynx overlaps 10.42.0.0/16"],
         "oneshots": ["init"],
         "drift": ["web: no container", "images pulled"],

@@ -1,4 +1,4 @@
-"""Filters cidr_overlaps and route_overlaps (plugins/filter/network.py), called directly."""
+"""Filters cidr_overlaps, cidr_networks, cidr_within and route_overlaps (plugins/filter/network.py), called directly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.integr8scode.provision.plugins.filter.network import (
     FilterModule,
+    cidr_networks,
     cidr_overlaps,
+    cidr_within,
     route_overlaps,
 )
 
@@ -16,7 +18,73 @@ K3S = ["10.42.0.0/16", "10.43.0.0/16"]
 
 
 def test_filters_are_registered_under_their_names():
-    assert FilterModule().filters() == {"cidr_overlaps": cidr_overlaps, "route_overlaps": route_overlaps}
+    assert FilterModule().filters() == {
+        "cidr_overlaps": cidr_overlaps,
+        "cidr_networks": cidr_networks,
+        "cidr_within": cidr_within,
+        "route_overlaps": route_overlaps,
+    }
+
+
+# --- cidr_networks, cidr_within (role nordvpn: the node's subnet, what LAN discovery lets through) -------------
+
+PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+
+
+def test_networks_clear_host_bits_keep_order_and_drop_repeats():
+    assert cidr_networks(["192.168.1.20/24", "10.42.0.0/16", "10.42.7.9/16", "172.17.0.3"]) == [
+        "192.168.1.0/24",
+        "10.42.0.0/16",
+        "172.17.0.3/32",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "network"),
+    [("0.0.0.0/0", "0.0.0.0/0"), ("255.255.255.255/1", "128.0.0.0/1"), ("10.77.0.5/31", "10.77.0.4/31")],
+)
+def test_network_edges(cidr, network):
+    assert cidr_networks([cidr]) == [network]
+
+
+@pytest.mark.parametrize("bad", ["10.42.0.0/33", "10.256.0.0/16", "eth0", "", None])
+def test_networks_name_a_bad_entry(bad):
+    with pytest.raises(AnsibleFilterError, match=r"cidr_networks input\[1\] is not an IPv4 address or CIDR"):
+        cidr_networks(["10.0.0.0/8", bad])
+
+
+def test_networks_refuse_a_string():
+    with pytest.raises(AnsibleFilterError, match="must be a list"):
+        cidr_networks("10.0.0.0/8")
+
+
+def test_within_keeps_the_cidrs_inside_a_range_as_given():
+    needed = ["10.42.0.0/16", "172.20.0.0/14", "203.0.113.0/24", "10.0.0.0/7", "172.17.0.9/16"]
+    assert cidr_within(needed, PRIVATE) == ["10.42.0.0/16", "172.20.0.0/14", "172.17.0.9/16"]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "inside", "address_inside"),
+    [
+        ("10.0.0.0/8", True, True),  # the whole range itself
+        ("10.0.0.0/7", False, True),  # starts private, reaches 11.255.255.255: private to the client
+        ("9.255.255.255/32", False, False),  # one address before 10.0.0.0/8
+        ("172.15.0.0/16", False, False),
+        ("172.0.0.0/8", False, False),  # covers 172.16/12 but starts outside it
+        ("192.168.255.0/24", True, True),  # the last /24 inside
+        ("169.254.0.0/16", True, True),
+    ],
+)
+def test_within_edges_and_address_only(cidr, inside, address_inside):
+    assert (cidr_within([cidr], PRIVATE) == [cidr]) is inside
+    assert (cidr_within([cidr], PRIVATE, address_only=True) == [cidr]) is address_inside
+
+
+def test_within_names_bad_input():
+    with pytest.raises(AnsibleFilterError, match=r"cidr_within ranges\[0\] is not an IPv4 CIDR"):
+        cidr_within(["10.0.0.0/8"], ["10.0.0.0"])
+    with pytest.raises(AnsibleFilterError, match=r"cidr_within input\[0\] is not an IPv4 CIDR"):
+        cidr_within(["nope"], PRIVATE)
 
 
 # --- cidr_overlaps (role docker: address pools vs. ranges to avoid) ---------------------------------------------

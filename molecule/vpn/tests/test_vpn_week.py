@@ -1,0 +1,244 @@
+"""A laptop's week with NordVPN on the host site.yml provisioned while the VPN was connected.
+
+Issue 14. prepare.yml installed the NordVPN client stand-in (tests/standins/nordvpn/), set it to
+auto-connect and connected it (NordLynx) before converge ran site.yml on the bare host: step a is
+"provision with the VPN connected". The steps then follow a user's week:
+
+  a. provisioned with the VPN connected (plus a check-mode run)
+  b. disconnect
+  c. connect to another server
+  d. switch to OpenVPN (`nordvpn set technology openvpn`, reconnect: `nordtun`)
+  e. LAN address change while connected, `playbooks/recover.yml -e k3s_recover_confirm=true`, site.yml
+  f. a reboot with auto-connect: nordvpnd, k3s and Docker restarted in boot order
+  g. LAN discovery off: without the allowlist the worker is cut off from the k3s API; site.yml with
+     nordvpn_lan_discovery=false allowlists exactly what k3s and the stack need and it reaches it again
+
+After every step: node-ip in config.yaml is the LAN address on eth0, the backend's health endpoint
+answers status ok, the k8s-worker container reaches the k3s API at the node address with the app
+kubeconfig through the client's firewall, and a rerun of site.yml changes nothing. Each step prints
+`VPN STEP <x>: <seconds>s` (printed, not asserted). Only the test host's own interfaces, its Docker
+networks and loopback are involved; the tunnel is a veth whose peer is down, so nothing leaves it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+from testhost import CONFIG, STACK, eth0_ip, flat, k3s_config, sh, switch_ip
+
+REPO = Path(__file__).resolve().parents[3]
+RECOVER = str(REPO / "playbooks" / "recover.yml")
+NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
+STATE: dict = {"durations": {}}
+
+# Run inside the k8s-worker container: the app kubeconfig the worker uses (server at node-ip, CA,
+# ServiceAccount token) against the k3s API, a 3 s timeout so a dropped connection fails quickly.
+API_PROBE = r"""
+import base64, ssl, sys, urllib.request, yaml
+config = yaml.safe_load(open("/app/kubeconfig.yaml"))
+cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+request = urllib.request.Request(
+    cluster["server"] + "/api/v1/namespaces/integr8scode", headers={"Authorization": "Bearer " + user["token"]}
+)
+try:
+    with urllib.request.urlopen(request, context=ctx, timeout=3) as response:
+        print(cluster["server"], response.status)
+except Exception as exc:
+    print(cluster["server"], type(exc).__name__, exc)
+    sys.exit(1)
+"""
+
+
+@contextlib.contextmanager
+def step(name: str):
+    start = time.monotonic()
+    yield
+    took = time.monotonic() - start
+    STATE["durations"][name] = took
+    print(f"\nVPN STEP {name}: {took:.1f}s")
+
+
+def eventually(check, what: str, limit: float = 120, interval: float = 1.0):
+    """Poll `check` (returning (ok, detail)) until ok; the limit only bounds a hang. The assertion
+    names what was waited for and the last detail seen."""
+    deadline = time.monotonic() + limit
+    while True:
+        ok, detail = check()
+        if ok:
+            return detail
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}; last seen: {detail}")
+        time.sleep(interval)
+
+
+def worker_api(host) -> tuple[bool, str]:
+    result = host.run(f"cd {STACK} && docker compose exec -T k8s-worker python3 - <<'EOF'\n{API_PROBE}EOF")
+    return result.rc == 0, (result.stdout + result.stderr).strip()
+
+
+def backend(host) -> tuple[bool, str]:
+    result = host.run("curl -sk --max-time 5 https://localhost/api/v1/health/live")
+    try:
+        return json.loads(result.stdout).get("status") == "ok", result.stdout
+    except ValueError:
+        return False, f"rc={result.rc} {result.stdout}{result.stderr}"
+
+
+def vpn_status(host) -> dict[str, str]:
+    out = sh(host, "nordvpn status")
+    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def vpn_answers(host) -> tuple[bool, str]:
+    """nordvpnd.service is Type=simple: `systemctl restart` returns before the daemon listens."""
+    result = host.run("nordvpn status")
+    return result.rc == 0, (result.stdout + result.stderr).strip()
+
+
+def allowlist(host) -> list[str]:
+    lines = sh(host, "nordvpn settings").splitlines()
+    if "Allowlisted subnets:" not in lines:
+        return []
+    rest = lines[lines.index("Allowlisted subnets:") + 1 :]
+    out = []
+    for line in rest:
+        if not line.startswith(("\t", " ")):
+            break
+        out.append(line.strip())
+    return out
+
+
+def check_host(host, ansible_playbook, name: str, lan_ip: str, *extra: str):
+    """The four checks after every step; each failure names the step and the check."""
+    config = k3s_config(host)
+    assert (config.get("node-ip"), config.get("flannel-iface")) == (lan_ip, "eth0"), (
+        f"step {name}: node-ip/flannel-iface in {CONFIG} left the LAN address {lan_ip} on eth0: {config}"
+    )
+    eventually(lambda: backend(host), f"step {name}: the backend's /api/v1/health/live never answered status ok")
+    detail = eventually(
+        lambda: worker_api(host),
+        f"step {name}: k8s-worker never reached the k3s API at https://{lan_ip}:6443 through the VPN's firewall",
+    )
+    assert detail.split() == [f"https://{lan_ip}:6443", "200"], (
+        f"step {name}: the worker's kubeconfig does not point at the node address {lan_ip}: {detail}"
+    )
+    start = time.monotonic()
+    run = ansible_playbook("converge.yml", *extra)
+    print(f"\nVPN STEP {name}: no-change rerun of site.yml {time.monotonic() - start:.1f}s")
+    run.assert_no_changes(f"step {name}: rerun of site.yml")
+    assert "WARNING: NordVPN routes overlap" not in flat(run.output), (
+        f"step {name}: the route-overlap check reported the connected client's routes: {run.output[-3000:]}"
+    )
+    return run
+
+
+def test_step_a_provisioned_with_the_vpn_connected(host, ansible_playbook, converge_in_check_mode):
+    with step("a"):
+        status = vpn_status(host)
+        assert (status.get("Status"), status.get("Current technology")) == ("Connected", "NORDLYNX"), (
+            f"step a: the VPN is not connected with NordLynx after converge: {status}"
+        )
+        route = json.loads(sh(host, "ip -j -4 route get 1.1.1.1"))[0]["dev"]
+        assert route == "nordlynx", f"step a: the tunnel does not hold the default route (route get: {route})"
+        STATE["lan_ip"] = eth0_ip(host)
+        check_host(host, ansible_playbook, "a", STATE["lan_ip"])
+        converge_in_check_mode.assert_no_changes("step a: check-mode run of site.yml")
+
+
+def test_step_b_disconnect(host, ansible_playbook):
+    with step("b"):
+        out = sh(host, "nordvpn disconnect")
+        assert "You are disconnected from NordVPN." in out, f"step b: disconnect failed: {out}"
+        assert vpn_status(host).get("Status") == "Disconnected", "step b: still connected"
+        check_host(host, ansible_playbook, "b", STATE["lan_ip"])
+
+
+def test_step_c_connect_to_another_server(host, ansible_playbook):
+    with step("c"):
+        out = sh(host, "nordvpn connect Netherlands")
+        assert "You are connected to Netherlands #842" in out, f"step c: connect failed: {out}"
+        status = vpn_status(host)
+        assert status.get("Server") == "Netherlands #842", f"step c: not on the other server: {status}"
+        check_host(host, ansible_playbook, "c", STATE["lan_ip"])
+
+
+def test_step_d_switch_to_openvpn(host, ansible_playbook):
+    with step("d"):
+        out = sh(host, "nordvpn set technology openvpn")
+        assert "Please reconnect to apply the setting." in out, f"step d: technology not set: {out}"
+        out = sh(host, "nordvpn connect")
+        assert "You are connected to" in out, f"step d: reconnect failed: {out}"
+        status = vpn_status(host)
+        assert status.get("Current technology") == "OPENVPN", f"step d: not on OpenVPN: {status}"
+        assert host.run("ip link show nordtun").rc == 0, "step d: no nordtun device after the reconnect"
+        assert host.run("ip link show nordlynx").rc != 0, "step d: nordlynx still there after the switch"
+        check_host(host, ansible_playbook, "d", STATE["lan_ip"])
+
+
+def test_step_e_lan_change_while_connected_recover_then_site(host, ansible_playbook):
+    with step("e"):
+        old = switch_ip(host, NEW_IP, NEW_GW)
+        assert old == STATE["lan_ip"], f"step e: eth0 held {old}, not the LAN address {STATE['lan_ip']}"
+        assert vpn_status(host).get("Status") == "Connected", "step e: the VPN dropped with the LAN change"
+        start = time.monotonic()
+        run = ansible_playbook(RECOVER, "-e", "k3s_recover_confirm=true")
+        print(f"\nVPN STEP e: recover.yml {time.monotonic() - start:.1f}s")
+        assert run.returncode == 0, f"step e: recover.yml failed: {run.output[-4000:]}"
+        assert f"k3s recovered: node Ready at {NEW_IP} (flannel-iface eth0)" in flat(run.output), (
+            f"step e: recover.yml did not report the node Ready at {NEW_IP}: {run.output[-3000:]}"
+        )
+        STATE["lan_ip"] = NEW_IP
+        check_host(host, ansible_playbook, "e", NEW_IP)
+
+
+def test_step_f_reboot_with_auto_connect(host, ansible_playbook):
+    """No real reboot in a test host: the units restart in boot order. nordvpnd's stop disconnects
+    and its start auto-connects (OpenVPN since step d); then k3s; then Docker, whose restart policy
+    brings the stack's containers back as at boot."""
+    with step("f"):
+        sh(host, "systemctl restart nordvpnd")
+        eventually(lambda: vpn_answers(host), "step f: nordvpnd never answered after its restart", limit=30)
+        status = vpn_status(host)
+        assert (status.get("Status"), status.get("Current technology")) == ("Connected", "OPENVPN"), (
+            f"step f: auto-connect did not bring the VPN back after the nordvpnd restart: {status}"
+        )
+        sh(host, "systemctl restart k3s")
+        sh(host, "systemctl restart docker")
+        check_host(host, ansible_playbook, "f", STATE["lan_ip"])
+
+
+def test_step_g_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_playbook):
+    with step("g"):
+        mirror = allowlist(host)  # prepare's apt mirror entries
+        # Without LAN discovery and without the allowlist the client's firewall drops the worker's
+        # path to the API: the check below can fail.
+        sh(host, "nordvpn set lan-discovery disabled")
+        try:
+            ok, detail = worker_api(host)
+        finally:
+            sh(host, "nordvpn set lan-discovery enabled")
+        assert not ok, f"step g: the worker reached the API with LAN discovery off and nothing allowlisted: {detail}"
+
+        # The user changes one setting and runs that part: `site.yml --tags nordvpn`.
+        start = time.monotonic()
+        run = ansible_playbook("converge.yml", "--tags", "nordvpn", "-e", "nordvpn_lan_discovery=false")
+        print(f"\nVPN STEP g: site.yml --tags nordvpn turning LAN discovery off {time.monotonic() - start:.1f}s")
+        assert run.returncode == 0, f"step g: site.yml with nordvpn_lan_discovery=false failed: {run.output[-4000:]}"
+        assert run.changed_tasks() == [
+            "integr8scode.provision.nordvpn : Turn LAN discovery off and allowlist what k3s and the stack need, "
+            "in one command"
+        ], f"step g: unexpected changes: {run.changed_tasks()}"
+        assert "LAN Discovery: disabled" in sh(host, "nordvpn settings"), "step g: LAN discovery still on"
+        needed = ["10.42.0.0/16", "10.43.0.0/16", "172.20.0.0/14", "10.77.0.0/24"]
+        assert sorted(allowlist(host)) == sorted(mirror + needed), (
+            f"step g: the allowlist is not exactly the k3s CIDRs, Docker's pools and the node's subnet "
+            f"(plus prepare's mirror {mirror}): {allowlist(host)}"
+        )
+        check_host(host, ansible_playbook, "g", STATE["lan_ip"], "-e", "nordvpn_lan_discovery=false")
+    total = sum(STATE["durations"].values())
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in STATE["durations"].items())
+    print(f"\nVPN WEEK total {total:.1f}s ({steps})")
