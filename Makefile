@@ -10,6 +10,15 @@ export PATH := $(BIN):$(PATH)
 
 # Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one.
 SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover-etcd default vpn
+# `make test` runs the unit tests and the scenarios in two lanes at once: the
+# runs mostly wait on systemd, k3s and containers inside their own test hosts
+# (one container per scenario, i8c-<scenario>), so two share the machine's
+# cores well. Each lane stops at its first failure; lines carry the lane.
+# SOLO runs alone afterwards: the default scenario prints the no-change rerun
+# figure of site.yml, which a second lane's load would distort.
+LANE_1 ?= unit harness docker nordvpn k3s-standin k3s stack
+LANE_2 ?= recover-sqlite recover-etcd vpn
+SOLO ?= default
 SCENARIO ?=
 SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
 COMPOSE_PLUGIN_DIR ?= /usr/local/lib/docker/cli-plugins
@@ -21,7 +30,7 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup image lint sanity unit molecule test bench lab lab-destroy build docs clean
+.PHONY: help setup image fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +46,9 @@ setup: ## Create .venv with the pinned toolchain and install the Compose v2 CLI 
 
 image: ## Build (or reuse from cache) the systemd test-host image
 	tests/images/build-test-image.sh
+
+fixtures: image ## Build (or reuse from cache) the fixture stack image the scenarios load
+	tests/fixtures/build-fixture-images.sh
 
 lint: ## ansible-lint (production profile) and ruff
 	ansible-lint
@@ -64,11 +76,30 @@ molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
 	  echo "==> molecule $$s took $$(( $$(date +%s) - start ))s"; \
 	done
 
-test: ## Everything CI runs: lint, sanity, unit, molecule
+# A lane is a list of `unit` and scenario names, run in order, each timed.
+lane-%:
+	@for s in $(LANE_$*); do \
+	  start=$$(date +%s); \
+	  if [ "$$s" = unit ]; then echo "==> unit"; pytest tests/unit; \
+	  else echo "==> molecule test -s $$s"; molecule test -s $$s; fi; \
+	  echo "==> $$s took $$(( $$(date +%s) - start ))s"; \
+	done
+
+lanes: fixtures ## The unit tests and every scenario in two concurrent lanes
+	@start=$$(date +%s); \
+	( $(MAKE) --no-print-directory lane-1 2>&1 | sed -u 's/^/[lane 1] /' ) & one=$$!; \
+	( $(MAKE) --no-print-directory lane-2 2>&1 | sed -u 's/^/[lane 2] /' ) & two=$$!; \
+	rc=0; wait $$one || rc=1; wait $$two || rc=1; \
+	echo "==> lanes took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
+
+solo: image ## The scenarios that print timing figures, alone (SOLO)
+	$(MAKE) --no-print-directory molecule SCENARIO="$(SOLO)"
+
+test: ## Everything CI runs: lint, sanity, unit and molecule in two lanes, then SOLO
 	$(call timed,lint)
 	$(call timed,sanity)
-	$(call timed,unit)
-	$(call timed,molecule)
+	$(call timed,lanes)
+	$(call timed,solo)
 
 bench: ## Benchmarks (print numbers; no assertions)
 	$(BIN)/python bench/wait_latency.py

@@ -5,7 +5,9 @@ auto-connect and connected it (NordLynx) before converge ran site.yml on the bar
 "provision with the VPN connected". The steps then follow a user's week:
 
   a. provisioned with the VPN connected (plus a check-mode run)
-  b. disconnect
+  b. disconnect, while another VPN's tunnel (`tun0`) holds the default route in the main table
+     (issue 13's walk: the tunnel's default route once in the main table, once through the
+     client's policy rule and table 205 as in step a)
   c. connect to another server
   d. switch to OpenVPN (`nordvpn set technology openvpn`, reconnect: `nordtun`)
   e. LAN address change while connected, `playbooks/recover.yml -e k3s_recover_confirm=true`, site.yml
@@ -27,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from testhost import CONFIG, STACK, eth0_ip, flat, k3s_config, sh, switch_ip
+from testhost import CONFIG, STACK, eth0_ip, flat, health, k3s_config, sh, switch_ip
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
@@ -80,6 +82,18 @@ def worker_api(host) -> tuple[bool, str]:
     return result.rc == 0, (result.stdout + result.stderr).strip()
 
 
+def node(host, lan_ip: str) -> tuple[bool, str]:
+    status = json.loads(sh(host, "k3s kubectl get nodes -o json"))["items"][0]["status"]
+    ready = {c["type"]: c["status"] for c in status["conditions"]}.get("Ready")
+    internal = [a["address"] for a in status["addresses"] if a["type"] == "InternalIP"]
+    return (ready, internal) == ("True", [lan_ip]), f"Ready={ready} InternalIP={internal}"
+
+
+def worker_health(host, service: str) -> tuple[bool, str]:
+    state = health(host, service) or {}
+    return state.get("Status") == "healthy", str(state)
+
+
 def backend(host) -> tuple[bool, str]:
     result = host.run("curl -sk --max-time 5 https://localhost/api/v1/health/live")
     try:
@@ -118,6 +132,9 @@ def check_host(host, ansible_playbook, name: str, lan_ip: str, *extra: str):
     assert (config.get("node-ip"), config.get("flannel-iface")) == (lan_ip, "eth0"), (
         f"step {name}: node-ip/flannel-iface in {CONFIG} left the LAN address {lan_ip} on eth0: {config}"
     )
+    eventually(lambda: node(host, lan_ip), f"step {name}: the node never was Ready with InternalIP {lan_ip}")
+    for worker in ("k8s-worker", "pod-monitor"):
+        eventually(lambda w=worker: worker_health(host, w), f"step {name}: {worker} never was healthy")
     eventually(lambda: backend(host), f"step {name}: the backend's /api/v1/health/live never answered status ok")
     detail = eventually(
         lambda: worker_api(host),
@@ -149,12 +166,28 @@ def test_step_a_provisioned_with_the_vpn_connected(host, ansible_playbook, conve
         converge_in_check_mode.assert_no_changes("step a: check-mode run of site.yml")
 
 
-def test_step_b_disconnect(host, ansible_playbook):
+def test_step_b_disconnect_with_another_tunnel_on_the_main_default_route(host, ansible_playbook):
+    """Issue 13: with a tunnel holding the default route, Ansible's default-route fact names the
+    tunnel and site.yml once moved node-ip onto it. Here the main table's default route goes into
+    another VPN's device (a veth named tun0 with an OpenVPN-style address, peer down), the layout
+    a client that replaces the default route leaves behind."""
     with step("b"):
         out = sh(host, "nordvpn disconnect")
         assert "You are disconnected from NordVPN." in out, f"step b: disconnect failed: {out}"
         assert vpn_status(host).get("Status") == "Disconnected", "step b: still connected"
-        check_host(host, ansible_playbook, "b", STATE["lan_ip"])
+        gateway = json.loads(sh(host, "ip -j -4 route show default"))[0]["gateway"]
+        sh(
+            host,
+            "ip link add tun0 type veth peer name tun0-peer && ip addr add 10.8.0.2/24 dev tun0 && "
+            "ip link set tun0 up && ip route replace default dev tun0",
+        )
+        try:
+            route = json.loads(sh(host, "ip -j -4 route get 1.1.1.1"))[0]["dev"]
+            assert route == "tun0", f"step b: tun0 does not hold the main table's default route ({route})"
+            check_host(host, ansible_playbook, "b", STATE["lan_ip"])
+            assert "10.8.0.2" not in k3s_config(host).get("tls-san", []), "step b: the tunnel's address went into tls-san"
+        finally:
+            sh(host, f"ip route replace default via {gateway} dev eth0 && ip link del tun0")
 
 
 def test_step_c_connect_to_another_server(host, ansible_playbook):

@@ -10,49 +10,29 @@ unreachable), so its deb822 source is checked as rendered.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from roleplay import ROOT, ansible_playbook, write_playbook
 
-ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "docker"
-
-
-def ansible_playbook(playbook: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(
-        # The interpreter running the tests has what the modules need (not a pyenv shim).
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
-        + [str(playbook), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
 def validate_playbook(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("docker-validate") / "validate.yml"
-    path.write_text(
-        textwrap.dedent(
-            """\
-            - name: Validate the docker role's input only
-              hosts: all
-              gather_facts: false
-              roles:
-                - role: integr8scode.provision.docker
-            """
-        )
+    return write_playbook(
+        tmp_path_factory.mktemp("docker-validate"),
+        """\
+        - name: Validate the docker role's input only
+          hosts: all
+          gather_facts: false
+          roles:
+            - role: integr8scode.provision.docker
+        """,
     )
-    return path
 
 
 def validate(playbook: Path, extra: dict) -> subprocess.CompletedProcess:

@@ -8,62 +8,34 @@ stand-in in molecule (scenarios nordvpn and vpn).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def ansible_playbook(playbook: Path, *args: str, callback: str = "ansible.builtin.default"):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_STDOUT_CALLBACK=callback,
-    )
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
-        + [str(playbook), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-        timeout=300,
-    )
+from roleplay import ansible_playbook, write_playbook
 
 
 @pytest.fixture(scope="module")
 def playbook(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("nordvpn-role") / "nordvpn.yml"
-    path.write_text(
-        textwrap.dedent(
-            """\
-            - name: Role nordvpn, then what its variables resolved to
-              hosts: all
-              gather_facts: false
-              roles:
-                - role: integr8scode.provision.nordvpn
-              tasks:
-                - name: Print the resolved variables
-                  tags: [always]
-                  ansible.builtin.debug:
-                    msg:
-                      protected: "{{ nordvpn_protected_cidrs }}"
-                      docker: "{{ nordvpn_docker_cidrs }}"
-                      node_ip: "{{ nordvpn_node_ip }}"
-                      node_interface: "{{ nordvpn_node_interface }}"
-            """
-        )
+    return write_playbook(
+        tmp_path_factory.mktemp("nordvpn-role"),
+        """\
+        - name: Role nordvpn, then what its variables resolved to
+          hosts: all
+          gather_facts: false
+          roles:
+            - role: integr8scode.provision.nordvpn
+          tasks:
+            - name: Print the resolved variables
+              tags: [always]
+              ansible.builtin.debug:
+                msg:
+                  protected: "{{ nordvpn_protected_cidrs }}"
+                  docker: "{{ nordvpn_docker_cidrs }}"
+                  node_ip: "{{ nordvpn_node_ip }}"
+                  node_interface: "{{ nordvpn_node_interface }}"
+        """,
     )
-    return path
 
 
 def resolved(playbook: Path, extra: dict) -> dict:
