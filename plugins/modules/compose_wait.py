@@ -89,6 +89,7 @@ options:
     type: float
     default: 300
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - integr8scode.provision.poll
 requirements:
   - docker (Python SDK, Debian C(python3-docker) 5.0.3 or later)
@@ -100,12 +101,13 @@ notes:
   - This module does not start anything; run C(docker compose up -d) (or
     C(community.docker.docker_compose_v2) with C(wait=false)) first.
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The wait is skipped in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

@@ -68,6 +68,7 @@ options:
     type: float
     default: 120
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - integr8scode.provision.poll
 author:
   - integr8scode.provision maintainers (@integr8scode)
@@ -75,12 +76,13 @@ notes:
   - Uses Ansible's own URL library; C(jmespath) is needed only for O(json_query).
   - Proxies from the environment are honoured (C(https_proxy), C(no_proxy)).
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The wait is skipped in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

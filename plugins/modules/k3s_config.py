@@ -79,12 +79,15 @@ author:
   - integr8scode.provision maintainers (@integr8scode)
 notes:
   - Reads the host's addresses with C(ip -j) (iproute2).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 """
 

@@ -73,13 +73,16 @@ notes:
     state, C(systemctl). Certificates are parsed with the Python C(cryptography) library when it
     is present, else with the C(openssl) command; without either the certificate check is
     reported as unreadable.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

@@ -53,6 +53,7 @@ options:
     type: float
     default: 300
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - integr8scode.provision.poll
 requirements:
   - kubernetes (Python client, Debian C(python3-kubernetes) 22.6 or later)
@@ -60,12 +61,13 @@ requirements:
 author:
   - integr8scode.provision maintainers (@integr8scode)
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The wait is skipped in check mode (the kubeconfig is not even read).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

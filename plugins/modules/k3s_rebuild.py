@@ -188,13 +188,16 @@ options:
     description: Who runs it, recorded in the lock.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Nothing is changed; O(state=verified) runs, the other states report the plan.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - Needs the Docker SDK for Python (python3-docker) and the Kubernetes client (python3-kubernetes)
