@@ -21,7 +21,17 @@ LANE_2 ?= recover-sqlite recover-etcd vpn
 SOLO ?= default
 SCENARIO ?=
 SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
-COMPOSE_PLUGIN_DIR ?= /usr/local/lib/docker/cli-plugins
+# The tests' Compose v2 CLI plugin lives in a Docker client configuration
+# directory of the checkout's own: in /usr/local/lib/docker/cli-plugins or
+# ~/.docker/cli-plugins it would shadow the host's Compose for everyone.
+# Exported, so every target (unit tests, fixtures, scenarios, lab) and the
+# programs they start run `docker compose` with it. Forced (:=): a
+# DOCKER_CONFIG of the caller would put the plugin outside the checkout.
+DOCKER_CONFIG := $(abspath .cache/docker)
+export DOCKER_CONFIG
+# pip's download cache inside the checkout too (make clean removes it): the
+# set-ups write nothing outside it.
+export PIP_CACHE_DIR := $(abspath .cache/pip)
 
 # Prints how long a stage took, so CI logs show where the time goes.
 define timed
@@ -30,19 +40,30 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup image fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
+.PHONY: help setup setup-dev changelog image fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## Create .venv with the pinned toolchain and install the Compose v2 CLI plugin
+setup: ## User set-up: .venv (ansible-core) and the roles' collections, all inside the checkout
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	@# Galaxy first; where it cannot be reached (our machines), the `ansible`
+	@# package from PyPI brings the same collections into .venv.
+	@if $(BIN)/ansible-galaxy collection install -r requirements.yml -p collections; then :; else \
+	  echo "Galaxy unreachable: the collections come from the ansible package (requirements-collections.txt)"; \
+	  $(BIN)/pip install --quiet -r requirements-collections.txt; fi
+	@# The inventory ansible.cfg reads; a copy of the sample to edit, never a tracked file.
+	@if [ ! -e inventory/local ]; then cp -R inventory/sample inventory/local; \
+	  echo "inventory/local/ created from inventory/sample/ (this machine): edit it for other hosts"; fi
+
+setup-dev: ## Maintainer set-up: .venv with the pinned test toolchain, Compose v2 plugin in DOCKER_CONFIG
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt
 	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
-	dir=$(COMPOSE_PLUGIN_DIR); mkdir -p "$$dir" 2>/dev/null && [ -w "$$dir" ] || dir=$$HOME/.docker/cli-plugins; \
-	mkdir -p "$$dir"; install -m 0755 "$$plugin" "$$dir/docker-compose"; \
-	echo "docker compose plugin: $$dir/docker-compose"
+	mkdir -p "$(DOCKER_CONFIG)/cli-plugins"; install -m 0755 "$$plugin" "$(DOCKER_CONFIG)/cli-plugins/docker-compose"; \
+	echo "docker compose plugin: $(DOCKER_CONFIG)/cli-plugins/docker-compose"
 
 image: ## Build (or reuse from cache) the systemd test-host image
 	tests/images/build-test-image.sh
@@ -50,10 +71,14 @@ image: ## Build (or reuse from cache) the systemd test-host image
 fixtures: image ## Build (or reuse from cache) the fixture stack image the scenarios load
 	tests/fixtures/build-fixture-images.sh
 
-lint: ## ansible-lint (production profile) and ruff
+lint: ## ansible-lint (production profile), ruff, changelog fragments
 	ansible-lint
 	ruff check .
 	ruff format --check .
+	antsibull-changelog lint
+
+changelog: ## CHANGELOG.md and CHANGELOG.rst from changelogs/ (after `antsibull-changelog release` for a version)
+	antsibull-changelog generate
 
 sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8scode/provision
 	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
@@ -116,5 +141,6 @@ docs: ## Regenerate the README variables section from the roles' argument specs
 build: ## Build the collection tarball
 	ansible-galaxy collection build --force
 
-clean: ## Remove caches (not .venv)
-	rm -rf .cache tests/output integr8scode-provision-*.tar.gz
+clean: ## Remove caches (not .venv, nor the Compose plugin in DOCKER_CONFIG)
+	find .cache -mindepth 1 -maxdepth 1 ! -name docker -exec rm -rf {} + 2>/dev/null || true
+	rm -rf tests/output integr8scode-provision-*.tar.gz

@@ -185,7 +185,9 @@ def test_step_b_disconnect_with_another_tunnel_on_the_main_default_route(host, a
             route = json.loads(sh(host, "ip -j -4 route get 1.1.1.1"))[0]["dev"]
             assert route == "tun0", f"step b: tun0 does not hold the main table's default route ({route})"
             check_host(host, ansible_playbook, "b", STATE["lan_ip"])
-            assert "10.8.0.2" not in k3s_config(host).get("tls-san", []), "step b: the tunnel's address went into tls-san"
+            assert "10.8.0.2" not in k3s_config(host).get("tls-san", []), (
+                "step b: the tunnel's address went into tls-san"
+            )
         finally:
             sh(host, f"ip route replace default via {gateway} dev eth0 && ip link del tun0")
 
