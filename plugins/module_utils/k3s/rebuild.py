@@ -540,9 +540,10 @@ def with_defaults(**params):
     return merged
 
 
-def execute(job):
+def execute(job, on_locked=None):
     """Run ``job`` (state rebuilt or restored) under the run lock that recover.yml and the watcher
-    share. Returns the result; raises ModuleFailure (the result is ``job.result``)."""
+    share; ``on_locked()`` is called once the lock is held. Returns the result; raises
+    ModuleFailure (the result is ``job.result``)."""
     p = job.p
     lock = RunLock(p["lock_path"], p["run_id"], p["lock_ttl"], p["lock_owner"])
     try:
@@ -551,6 +552,8 @@ def execute(job):
         except (BackupError, OSError) as exc:
             job.fail("lock", str(exc))
         job.result["lock"] = dict(path=p["lock_path"], owner=owner, stale_lock_taken_over=lock.taken_over)
+        if on_locked is not None:
+            on_locked()
         if p["state"] == "rebuilt":
             job.rebuilt()
         else:
