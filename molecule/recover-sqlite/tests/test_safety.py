@@ -14,7 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from testhost import CONFIG, STACK, compose, eth0_ip, flat, health, sh, unit, wait_until
 
 REPO = Path(__file__).resolve().parents[3]

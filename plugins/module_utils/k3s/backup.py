@@ -269,6 +269,13 @@ def write_restore_note(backup_dir, manifest):
                 manifest["created"], manifest["datastore"], backup_dir
             )
         )
+        for rel in sorted(manifest["files"]):
+            if rel.startswith("etcd-snapshot/"):
+                # facts file k3s-and-vpn.md: the documented restore of an etcd snapshot.
+                handle.write(
+                    "etcd snapshot: systemctl stop k3s; k3s server --cluster-reset "
+                    "--cluster-reset-restore-path={0}; systemctl start k3s\n".format(os.path.join(backup_dir, rel))
+                )
 
 
 # ------------------------------------------------------------------------------------ verify

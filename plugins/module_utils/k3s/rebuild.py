@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import math
 import os
 import re
 import sqlite3
@@ -154,7 +155,7 @@ class Rebuild:
 
     def bounded(self, seconds, *argv):
         """argv under coreutils' timeout: k3s commands that may hang on a server that does not answer."""
-        return [self.runner.get_bin_path("timeout", required=True), str(max(1, int(seconds)))] + list(argv)
+        return [self.runner.get_bin_path("timeout", required=True), str(max(1, int(math.ceil(seconds))))] + list(argv)
 
     def systemctl(self, verb, timeout=None):
         """``systemctl verb service`` under a time limit: the k3s unit has TimeoutStartSec=0, so a
@@ -168,7 +169,7 @@ class Rebuild:
             return
         what = "systemctl %s %s" % (verb, self.p["service"])
         if rc == 124:
-            message = "%s did not finish within %ss" % (what, int(max(1, limit)))
+            message = "%s did not finish within %ss" % (what, max(1, int(math.ceil(limit))))
         else:
             message = "%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:])
         tail = self.journal_tail()
@@ -507,6 +508,17 @@ class Rebuild:
     def restored(self):
         p = self.p
         self.verified()
+        if self.result["backup"].get("datastore") == "etcd" and not os.path.isdir(
+            os.path.join(p["backup_dir"], "files", self.db_dir.lstrip("/"))
+        ):
+            # A scheduled etcd backup is a snapshot, not a copy of server/db: putting back only
+            # config.yaml and server/tls would restore nothing of the cluster.
+            self.fail(
+                "restore",
+                "backup %s holds an etcd snapshot, not a copy of %s; nothing was changed. Restore it as %s/RESTORE.txt "
+                "says (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)"
+                % (p["backup_dir"], self.db_dir, p["backup_dir"]),
+            )
         targets = [p["config_file"], self.db_dir, self.tls_dir]
         try:
             self.systemctl("stop")
