@@ -118,16 +118,11 @@ options:
         address rather than loopback, it points at O(node_ip) afterwards.
     type: path
   ready_timeout:
-    description:
-      - Seconds for starting k3s and the node Ready at O(node_ip), together. A k3s that does not
-        get there fails the recovery with the unit's journal tail; it is stopped and the backup kept.
+    description: Seconds for starting k3s and the node Ready at O(node_ip), together; past it the recovery fails.
     type: float
     default: 300
   stop_timeout:
-    description:
-      - Seconds each C(systemctl stop) (and the other bounded commands) may take. Starting k3s and
-        waiting for it share O(ready_timeout): the unit has C(TimeoutStartSec=0), so an unbounded
-        C(systemctl start) of a k3s that never reports ready would wait forever.
+    description: Seconds each C(systemctl stop) may take (the unit's C(TimeoutStartSec=0) never bounds anything).
     type: float
     default: 120
   snapshot_timeout:
