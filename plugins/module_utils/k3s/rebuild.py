@@ -408,7 +408,8 @@ class Rebuild:
                 self.systemctl("stop")
                 stopped = "%s was stopped" % self.p["service"]
             except StepError as stop_exc:
-                stopped = "stopping %s failed too: %s" % (self.p["service"], str(stop_exc).split(". Last lines")[0])
+                reason = str(stop_exc).split(". Last lines", maxsplit=1)[0]
+                stopped = "stopping %s failed too: %s" % (self.p["service"], reason)
             raise StepError(
                 "k3s did not report ready within k3s_recover_ready_timeout (%ss): %s. %s"
                 % (int(self.p["ready_timeout"]), exc, stopped),

@@ -324,7 +324,7 @@ class Watcher:
 
 def status(settings):
     line = read_json(os.path.join(settings["state_dir"], "state.json"))
-    print(status_line(line) if line else "no check yet (%s)" % settings["state_dir"])
+    sys.stdout.write((status_line(line) if line else "no check yet (%s)" % settings["state_dir"]) + "\n")
     return 0
 
 

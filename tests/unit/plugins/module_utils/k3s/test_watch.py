@@ -147,7 +147,7 @@ def test_addresses_that_keep_changing_are_never_acted_on(made, monkeypatch):
 
 
 def test_past_the_flap_limit_it_only_warns_and_says_why(made):
-    for _ in range(3):
+    for _round in range(3):
         made(drifted()).check()
         made.clock.now += 60
     out = made.out()
