@@ -57,7 +57,7 @@ def assert_verifies(host, backup: str) -> dict:
 
 def node_ready_at(host, address: str) -> bool:
     out = host.run("k3s kubectl get nodes -o json")
-    if out.rc != 0:
+    if out.rc != 0 or not out.stdout.strip():
         return False
     for node in json.loads(out.stdout)["items"]:
         addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}

@@ -41,12 +41,16 @@ def watch_state(host) -> dict:
 
 
 def healed_onto(host, address: str) -> bool:
-    """k3s at the new address, the app kubeconfig pointing at it, the workers healthy."""
-    if k3s_config(host).get("node-ip") != address or not node_ready_at(host, address):
+    """k3s at the new address, the app kubeconfig pointing at it, the workers healthy. While the
+    recovery runs, files are rewritten and containers stopped: a failed read means not yet."""
+    try:
+        if k3s_config(host).get("node-ip") != address or not node_ready_at(host, address):
+            return False
+        if app_kubeconfig(host)["clusters"][0]["cluster"]["server"] != f"https://{address}:6443":
+            return False
+        return all(health(host, w)["Status"] == "healthy" for w in WORKERS)
+    except (AssertionError, ValueError, KeyError, TypeError):
         return False
-    if app_kubeconfig(host)["clusters"][0]["cluster"]["server"] != f"https://{address}:6443":
-        return False
-    return all(health(host, w)["Status"] == "healthy" for w in WORKERS)
 
 
 def test_recover_mode_installs_the_follower(host, ansible_playbook):

@@ -91,7 +91,9 @@ class Watcher:
     """``settings``: the role's variables as the template renders them (see the role's README)."""
 
     def __init__(self, settings, runner, clock=time.time, sleep=time.sleep):
-        self.s = settings
+        self.s = dict(settings)
+        for name in ("debounce", "debounce_rounds", "max_recoveries"):
+            self.s[name] = int(self.s[name])
         self.runner = runner
         self.clock = clock
         self.sleep = sleep
