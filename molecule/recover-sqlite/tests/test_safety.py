@@ -76,14 +76,19 @@ def rollback(ansible_playbook, backup: str):
     return run
 
 
+def apply_watch_tasks(host, ansible_playbook, setting: str, unit_name: str) -> None:
+    """Only the role's watcher tasks with one setting; ``unit_name`` is then enabled and running."""
+    run = ansible_playbook(RECOVER, "--tags", "k3s_recover_watch", "-e", setting)
+    assert run.returncode == 0, run.output[-3000:]
+    service = host.service(unit_name)
+    assert service.is_enabled and service.is_running
+
+
 # ----------------------------------------------------------------------------- scheduled backup
 
 
 def test_scheduled_backup_of_the_running_datastore_verifies(host, ansible_playbook):
-    run = ansible_playbook(RECOVER, "--tags", "k3s_recover_watch", "-e", "k3s_recover_backup_schedule=daily")
-    assert run.returncode == 0, run.output[-3000:]
-    timer = host.service("integr8scode-k3s-backup.timer")
-    assert timer.is_enabled and timer.is_running
+    apply_watch_tasks(host, ansible_playbook, "k3s_recover_backup_schedule=daily", "integr8scode-k3s-backup.timer")
     assert "OnCalendar=daily" in host.file("/etc/systemd/system/integr8scode-k3s-backup.timer").content_string
     pid = unit(host)["ActiveState"], sh(host, "systemctl show k3s -p MainPID --value").strip()
     before = set(backups(host))

@@ -15,15 +15,12 @@ import json
 import time
 from pathlib import Path
 
-from test_safety import BACKUPS, assert_verifies, node_ready_at
+from test_safety import BACKUPS, WORKERS, apply_watch_tasks, assert_verifies, node_ready_at
 from testhost import app_kubeconfig, change_address, eth0_ip, flat, health, k3s_config, sh, wait_until
 
-REPO = Path(__file__).resolve().parents[3]
-RECOVER = str(REPO / "playbooks" / "recover.yml")
 PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
 STATE_FILE = "/var/lib/integr8scode-k3s-watch/state.json"
 UNITS = "-u integr8scode-k3s-watch.service -u integr8scode-k3s-drift.service"
-WORKERS = ("k8s-worker", "pod-monitor")
 HEAL_IP, HEAL_GW = "10.91.0.5", "10.91.0.1"
 FLAPS = (("10.92.0.5", "10.92.0.1"), ("10.93.0.5", "10.93.0.1"), ("10.94.0.5", "10.94.0.1"))
 BEYOND_IP, BEYOND_GW = "10.95.0.5", "10.95.0.1"
@@ -54,10 +51,7 @@ def healed_onto(host, address: str) -> bool:
 
 
 def test_recover_mode_installs_the_follower(host, ansible_playbook):
-    run = ansible_playbook(RECOVER, "--tags", "k3s_recover_watch", "-e", "k3s_recover_watch_mode=recover")
-    assert run.returncode == 0, run.output[-3000:]
-    follower = host.service("integr8scode-k3s-watch.service")
-    assert follower.is_enabled and follower.is_running
+    apply_watch_tasks(host, ansible_playbook, "k3s_recover_watch_mode=recover", "integr8scode-k3s-watch.service")
     wait_until(lambda: "healthy" in sh(host, f"{PROGRAM} --status"), "the follower's first check")
     status = sh(host, f"{PROGRAM} --status").strip()
     print(f"\nstatus: {status}")

@@ -322,15 +322,21 @@ class Rebuild:
         # stop k3s and copy server/db (k3s 1318), which also gives etcd a consistent cold copy.
         self.systemctl("stop")
         paths, required = self.backup_sources()
+        # etcd's data file; an empty one means a cold copy of nothing.
+        nonempty = ["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else []
+        self.store_backup(paths, required, nonempty, strategy=p["strategy"], new_node_ip=p["node_ip"])
+
+    def store_backup(self, paths, required, nonempty, **meta):
+        """create_backup with this run's settings: copy, manifest, verify, then prune."""
+        p = self.p
         self.result["backup"] = create_backup(
             p["backup_dir"],
             paths,
             datastore=p["datastore"],
             db_dir=self.db_dir,
             required=required,
-            # etcd's data file; an empty one means a cold copy of nothing.
-            required_nonempty=["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else [],
-            meta=dict(p["backup_meta"], run_id=p["run_id"], strategy=p["strategy"], new_node_ip=p["node_ip"]),
+            required_nonempty=nonempty,
+            meta=dict(p["backup_meta"], run_id=p["run_id"], **meta),
             keep=p["keep_backups"],
         )
 
@@ -350,16 +356,7 @@ class Rebuild:
                 raise BackupError("k3s etcd-snapshot save failed: %s" % self.result["snapshot"].get("reason"))
             else:
                 nonempty = ["^etcd-snapshot/scheduled"]
-            self.result["backup"] = create_backup(
-                p["backup_dir"],
-                paths,
-                datastore=p["datastore"],
-                db_dir=self.db_dir,
-                required=required,
-                required_nonempty=nonempty,
-                meta=dict(p["backup_meta"], run_id=p["run_id"], kind="scheduled"),
-                keep=p["keep_backups"],
-            )
+            self.store_backup(paths, required, nonempty, kind="scheduled")
         except (BackupError, OSError, sqlite3.Error) as exc:
             self.fail("backup", "Scheduled backup into %s failed: %s" % (p["backup_dir"], exc))
         return self.result

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "collections"))
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.host import LocalRunner  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import watch  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import ModuleFailure  # noqa: E402
 
@@ -28,7 +29,9 @@ def links(address):
     ]  # fmt: skip
 
 
-class Runner:
+class Runner(LocalRunner):
+    """The host's runner with a fake ``ip -j``."""
+
     def __init__(self):
         self.address = "10.0.0.5"
 
@@ -36,14 +39,6 @@ class Runner:
         if argv[:3] == ["ip", "-j", "addr"]:
             return 0, json.dumps(links(self.address)), ""
         return 0, "[]", ""
-
-    @staticmethod
-    def get_bin_path(name, required=False):
-        return "/usr/bin/" + name
-
-    @staticmethod
-    def warn(message):
-        pass
 
 
 class Clock:
