@@ -9,12 +9,17 @@ changed inside the test host, and nothing on the controller sends traffic to the
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import yaml
 
 STACK = "/opt/Integr8sCode"
 CONFIG = "/etc/rancher/k3s/config.yaml"
+# The stack's compose project name when a scenario sets stack_project_name (its molecule.yml
+# passes it to the verifier); empty: the directory's name, as docker compose derives it.
+STACK_PROJECT = os.environ.get("I8C_STACK_PROJECT", "")
+DOCKER_COMPOSE = f"COMPOSE_PROJECT_NAME={STACK_PROJECT} docker compose" if STACK_PROJECT else "docker compose"
 
 
 def flat(output: str) -> str:
@@ -44,17 +49,24 @@ def eth0_ip(host) -> str:
     return sh(host, "ip -4 -o addr show dev eth0").split()[3].split("/")[0]
 
 
-def switch_ip(host, new_ip: str, gateway: str) -> str:
-    """A VPN/network switch: new address on eth0, old one gone, default route moved; then k3s
-    restarts (as after a reboot or a service restart), which is when it meets the new address."""
+def change_address(host, new_ip: str, gateway: str) -> str:
+    """A network switch as the host sees it: new address on eth0, old one gone, default route
+    moved. Nothing is restarted (a running k3s keeps its old addresses, k3s #1977)."""
     old = sh(host, "ip -4 -o addr show dev eth0").split()[3]
     sh(
         host,
         f"ip addr add {new_ip}/24 dev eth0 && ip addr del {old} dev eth0 && "
         f"ip route replace default via {gateway} dev eth0 onlink",
     )
-    sh(host, "systemctl restart k3s || true")
     return old.split("/")[0]
+
+
+def switch_ip(host, new_ip: str, gateway: str) -> str:
+    """A VPN/network switch (change_address); then k3s restarts (as after a reboot or a service
+    restart), which is when it meets the new address."""
+    old = change_address(host, new_ip, gateway)
+    sh(host, "systemctl restart k3s || true")
+    return old
 
 
 def unit(host, name: str = "k3s") -> dict:
@@ -63,7 +75,7 @@ def unit(host, name: str = "k3s") -> dict:
 
 
 def compose(host, args: str) -> str:
-    return sh(host, f"cd {STACK} && docker compose {args}")
+    return sh(host, f"cd {STACK} && {DOCKER_COMPOSE} {args}")
 
 
 def health(host, service: str) -> dict:

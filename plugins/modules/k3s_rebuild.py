@@ -118,9 +118,13 @@ options:
         address rather than loopback, it points at O(node_ip) afterwards.
     type: path
   ready_timeout:
-    description: Seconds to wait for the node to be Ready at O(node_ip).
+    description: Seconds for starting k3s and the node Ready at O(node_ip), together; past it the recovery fails.
     type: float
     default: 300
+  stop_timeout:
+    description: Seconds each C(systemctl stop) may take (the unit's C(TimeoutStartSec=0) never bounds anything).
+    type: float
+    default: 120
   snapshot_timeout:
     description: Seconds an etcd snapshot request may take before the cold copy is relied on.
     type: float
@@ -290,6 +294,10 @@ stage:
   description: On failure, the phase that failed (C(lock), C(backup), C(rebuild), C(k3s_ready), C(app)).
   returned: failure
   type: str
+journal_tail:
+  description: On a k3s that did not start or report ready in time, the last lines of its unit's journal.
+  returned: failure in stage k3s_ready
+  type: str
 restore_command:
   description: On a failure after the deletion, the command that restores the backup.
   returned: failure after the deletion
@@ -301,11 +309,11 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import BackupError, RunLock
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (
     ARGUMENT_SPEC,
     ModuleFailure,
     Rebuild,
+    execute,
     validate,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import (
@@ -320,7 +328,7 @@ def main():
     errors = validate(p)
     if errors:
         module.fail_json(msg="; ".join(errors))
-    job = Rebuild(module)
+    job = Rebuild(p, module)
     if p["state"] == "verified" or (module.check_mode and p["state"] == "restored"):
         try:
             job.verified()
@@ -338,21 +346,10 @@ def main():
     if p["state"] == "rebuilt" and not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes (python3-kubernetes)"), exception=KUBERNETES_IMPORT_ERROR)
 
-    lock = RunLock(p["lock_path"], p["run_id"], p["lock_ttl"], p["lock_owner"])
     try:
-        try:
-            owner = lock.acquire()
-        except (BackupError, OSError) as exc:
-            job.fail("lock", str(exc))
-        job.result["lock"] = dict(path=p["lock_path"], owner=owner, stale_lock_taken_over=lock.taken_over)
-        if p["state"] == "rebuilt":
-            job.rebuilt()
-        else:
-            job.restored()
+        execute(job)
     except ModuleFailure as exc:
-        lock.release()
         module.fail_json(msg=str(exc), **job.result)
-    lock.release()
     module.exit_json(**job.result)
 
 

@@ -22,7 +22,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from testhost import CONFIG, STACK, app_kubeconfig, eth0_ip, flat, health, sh, switch_ip, unit, wait_until
+from testhost import (
+    CONFIG,
+    DOCKER_COMPOSE,
+    STACK,
+    STACK_PROJECT,
+    app_kubeconfig,
+    compose,
+    eth0_ip,
+    flat,
+    health,
+    sh,
+    switch_ip,
+    unit,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
@@ -33,6 +47,7 @@ BACKUPS = "/var/backups/integr8scode-k3s"
 NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
 BENCH_IP, BENCH_GW = "10.88.0.5", "10.88.0.1"
 WORKERS = ("k8s-worker", "pod-monitor")
+FIRST_BACKUP_NOTE = "/root/i8c-first-recovery-backup"
 STATE: dict = {}
 
 
@@ -55,6 +70,12 @@ def fingerprint(host) -> dict:
 
 def recover(ansible_playbook, *extra: str):
     return ansible_playbook(RECOVER, *extra)
+
+
+def remember_first_recovery_backup(host) -> None:
+    """The first recovery's pre-wipe backup, for the retention test at the end (test_watch.py)."""
+    newest = sh(host, f"ls -1 {BACKUPS}").split()[-1]
+    sh(host, f"test -e {FIRST_BACKUP_NOTE} || echo {BACKUPS}/{newest} > {FIRST_BACKUP_NOTE}")
 
 
 # ----------------------------------------------------------------------------- healthy host
@@ -95,6 +116,7 @@ def test_forced_recovery_on_a_healthy_etcd_host_takes_a_snapshot(host, ansible_p
     assert snapshots, f"no etcd snapshot in the backup: {sorted(manifest['files'])[:20]}"
     assert all(manifest["files"][rel]["size"] > 0 for rel in snapshots)
     assert host.file(f"{BACKUPS}/{newest}/{snapshots[0]}").sha256sum == manifest["files"][snapshots[0]]["sha256"]
+    remember_first_recovery_backup(host)
 
 
 # ----------------------------------------------------------------------------- the switch
@@ -123,7 +145,7 @@ def test_ip_switch_makes_k3s_crash_loop_and_workers_unhealthy(host):
     assert re.search(r"level=fatal|FATA", journal), journal
     for worker in WORKERS:
         wait_until(lambda w=worker: health(host, w)["FailingStreak"] >= 1, f"{worker} failing its healthcheck")
-        assert host.run(f"cd {STACK} && docker compose exec -T {worker} fixture worker-health").rc != 0
+        assert host.run(f"cd {STACK} && {DOCKER_COMPOSE} exec -T {worker} fixture worker-health").rc != 0
 
 
 def test_watcher_warns_in_the_journal(host):
@@ -148,7 +170,7 @@ def test_watcher_runs_the_optional_recovery_command_on_drift(host, ansible_playb
     finally:
         restored = ansible_playbook(RECOVER, *watch_only)
         assert restored.returncode == 0, restored.output[-3000:]
-    assert 'RECOVER_COMMAND = ""' in host.file("/usr/local/sbin/integr8scode-k3s-drift-check").content_string
+    assert '"command": ""' in host.file("/usr/local/sbin/integr8scode-k3s-drift-check").content_string
 
 
 def test_check_mode_on_the_drifted_host_reports_and_changes_nothing(host, ansible_playbook):
@@ -258,6 +280,7 @@ def test_backup_is_verified_and_outside_server_db(host):
         check = sh(host, f"{copy} && sqlite3 /tmp/state.db 'PRAGMA integrity_check'")
         assert check.strip() == "ok"
     STATE["backup"] = backup
+    remember_first_recovery_backup(host)
 
 
 def test_k3s_is_active_at_the_new_address(host):
@@ -289,11 +312,23 @@ def test_kubeconfigs_point_at_the_new_address_with_the_new_ca(host):
 def test_workers_are_healthy_and_nothing_else_was_lost(host):
     for worker in WORKERS:
         assert health(host, worker)["Status"] == "healthy"
-        assert host.run(f"cd {STACK} && docker compose exec -T {worker} fixture worker-health").rc == 0
+        assert host.run(f"cd {STACK} && {DOCKER_COMPOSE} exec -T {worker} fixture worker-health").rc == 0
     assert host.file(f"{STACK}/.env").sha256sum == STATE["env_sha"]
     assert sorted(sh(host, "docker volume ls -q").split()) == STATE["volumes"]
     assert host.file(STATE["marker"]).content_string == "kept\n"
     assert health(host, "backend")["Status"] == "healthy"
+
+
+def test_the_rebuild_used_the_stacks_project_name(host):
+    """stack_project_name reaches the rebuild (recover-etcd sets a custom one): the workers it
+    restarted belong to that project, and no second project was created."""
+    expected = STACK_PROJECT or "integr8scode"
+    for worker in WORKERS:
+        cid = compose(host, f"ps -q {worker}").strip()
+        label = sh(host, f"docker inspect -f '{{{{index .Config.Labels \"com.docker.compose.project\"}}}}' {cid}")
+        assert label.strip() == expected
+    projects = set(sh(host, "docker ps -a --format '{{.Label \"com.docker.compose.project\"}}'").split())
+    assert projects == {expected}, projects
 
 
 def test_second_run_finds_no_drift_and_changes_nothing(host, ansible_playbook):
@@ -312,7 +347,8 @@ def test_duration_against_upstreams_manual_sequence(host):
     switch_ip(host, BENCH_IP, BENCH_GW)
     wait_until(lambda: int(unit(host)["NRestarts"]) >= 2, "k3s crash-looping after the second switch")
     subprocess.run(["docker", "cp", str(BENCH), f"{CONTAINER}:/root/manual_recovery.sh"], check=True)
-    out = sh(host, f"bash /root/manual_recovery.sh {BENCH_IP} {STACK}")
+    project = f"COMPOSE_PROJECT_NAME={STACK_PROJECT} " if STACK_PROJECT else ""
+    out = sh(host, f"{project}bash /root/manual_recovery.sh {BENCH_IP} {STACK}")
     match = re.search(r"manual recovery: ([0-9.]+) s", out)
     assert match, out
     manual = float(match.group(1))

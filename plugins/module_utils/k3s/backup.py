@@ -193,12 +193,13 @@ def create_backup(backup_dir, paths, *, datastore, db_dir, required=(), required
                 copy_file(path, backup_path(backup_dir, path), entries, backup_dir)
             else:
                 skipped.append(path)
-        # Files produced straight into the backup directory (the etcd snapshot).
+        # Files produced straight into the backup directory (the etcd snapshot, the SQLite online
+        # copy of a live datastore).
         for rootdir, _dirs, files in os.walk(backup_dir):
             for name in files:
                 full = os.path.join(rootdir, name)
                 rel = os.path.relpath(full, backup_dir)
-                if rel.startswith(FILES + os.sep) or rel in (MANIFEST, "RESTORE.txt"):
+                if rel in entries or rel in (MANIFEST, MANIFEST + ".tmp", "RESTORE.txt"):
                     continue
                 stat = os.stat(full)
                 entries[rel] = _entry(full, sha256_file(full), stat.st_size, stat.st_mode)
@@ -235,6 +236,27 @@ def create_backup(backup_dir, paths, *, datastore, db_dir, required=(), required
     return result
 
 
+def sqlite_online_copy(source, backup_dir):
+    """A consistent copy of a live WAL-mode state.db through SQLite's online backup API (kine
+    keeps writing; a file copy of state.db without its -wal would lose the newest writes, facts
+    file k3s-and-vpn.md), written where a cold copy would be: files/<source>. Returns that path."""
+    dest = backup_path(backup_dir, source)
+    parent = os.path.dirname(dest)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, 0o700)
+    src = sqlite3.connect(source, timeout=30)
+    try:
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    os.chmod(dest, 0o600)
+    return dest
+
+
 def write_restore_note(backup_dir, manifest):
     with open(os.path.join(backup_dir, "RESTORE.txt"), "w") as handle:
         handle.write(
@@ -247,6 +269,13 @@ def write_restore_note(backup_dir, manifest):
                 manifest["created"], manifest["datastore"], backup_dir
             )
         )
+        for rel in sorted(manifest["files"]):
+            if rel.startswith("etcd-snapshot/"):
+                # facts file k3s-and-vpn.md: the documented restore of an etcd snapshot.
+                handle.write(
+                    "etcd snapshot: systemctl stop k3s; k3s server --cluster-reset "
+                    "--cluster-reset-restore-path={0}; systemctl start k3s\n".format(os.path.join(backup_dir, rel))
+                )
 
 
 # ------------------------------------------------------------------------------------ verify
@@ -370,15 +399,54 @@ def restore_modes(manifest, target):
 # ------------------------------------------------------------------------------------ prune
 
 
-def prune(root, keep_count, current):
-    """Keep the newest ``keep_count`` backups (by their timestamp names) and ``current``."""
+def backup_names(root):
+    """The backup directories under ``root`` that have a manifest, oldest first (timestamp names)."""
     if not os.path.isdir(root):
         return []
-    names = sorted(
+    return sorted(
         n for n in os.listdir(root) if BACKUP_NAME.match(n) and os.path.isfile(os.path.join(root, n, MANIFEST))
     )
+
+
+def is_pre_wipe(backup_dir):
+    """A backup a recovery took before it deleted server/db and server/tls (strategy wipe)."""
+    meta = read_json(os.path.join(backup_dir, MANIFEST)).get("meta") or {}
+    return meta.get("strategy") == "wipe"
+
+
+def protected_backups(root, names, current):
+    """{name: why} of the backups pruning never removes: the one just taken, the newest that
+    verifies, and among the backups taken before a wipe the newest and the oldest that verify.
+    The oldest is the datastore as it was before the first wipe this root saw: a watcher that
+    recovers again and again (each wipe starts an empty datastore) would otherwise push the only
+    copy of the user's cluster out with the rest."""
+    why = {os.path.basename(current.rstrip("/")): "the backup just taken"}
+    verified = {}
+
+    def verifies(name):
+        if name not in verified:
+            verified[name] = name in why or verify(os.path.join(root, name))["ok"]
+        return verified[name]
+
+    newest = next((n for n in reversed(names) if verifies(n)), None)
+    if newest:
+        why.setdefault(newest, "the newest verified backup")
+    wiped = [n for n in names if is_pre_wipe(os.path.join(root, n))]
+    for label, order in (("the newest", reversed(wiped)), ("the oldest", iter(wiped))):
+        found = next((n for n in order if verifies(n)), None)
+        if found:
+            why.setdefault(found, "%s verified backup taken before a wipe" % label)
+    return why
+
+
+def prune(root, keep_count, current):
+    """Keep the newest ``keep_count`` backups (by their timestamp names) and the protected ones
+    (``protected_backups``); returns the removed names."""
+    names = backup_names(root)
+    if not names:
+        return []
     keep = set(names[-keep_count:]) if keep_count > 0 else set()
-    keep.add(os.path.basename(current.rstrip("/")))
+    keep.update(protected_backups(root, names, current))
     removed = []
     for name in names:
         if name not in keep:

@@ -14,8 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import math
 import os
 import re
+import sqlite3
 import threading
 import time
 
@@ -30,10 +32,12 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, write_if_changed
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
     BackupError,
+    RunLock,
     create_backup,
     prepare_backup_dir,
     remove_path,
     restore,
+    sqlite_online_copy,
     verify,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
@@ -76,6 +80,7 @@ ARGUMENT_SPEC = dict(
     admin_kubeconfig=dict(type="path", default="/etc/rancher/k3s/k3s.yaml"),
     user_kubeconfig=dict(type="path"),
     ready_timeout=dict(type="float", default=300.0),
+    stop_timeout=dict(type="float", default=120.0),
     snapshot_timeout=dict(type="float", default=60.0),
     stack_dir=dict(type="path"),
     project_name=dict(type="str"),
@@ -103,17 +108,17 @@ class StepError(Exception):
 
 
 class Background:
-    """A command run through module.run_command on a thread, so the workers' stop timeout passes
-    while the backup and the rebuild run."""
+    """A command run through the runner on a thread, so the workers' stop timeout passes while the
+    backup and the rebuild run."""
 
-    def __init__(self, module, argv, cwd):
+    def __init__(self, runner, argv, cwd):
         self.outcome = (None, "")
-        self.thread = threading.Thread(target=self._run, args=(module, argv, cwd), name="background-command")
+        self.thread = threading.Thread(target=self._run, args=(runner, argv, cwd), name="background-command")
         self.thread.daemon = True
         self.thread.start()
 
-    def _run(self, module, argv, cwd):
-        rc, out, err = module.run_command(argv, cwd=cwd)
+    def _run(self, runner, argv, cwd):
+        rc, out, err = runner.run_command(argv, cwd=cwd)
         self.outcome = (rc, err or out)
 
     def wait(self, timeout):
@@ -123,38 +128,67 @@ class Background:
 
 
 class Rebuild:
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
+    """The recovery over explicit ``params`` (ARGUMENT_SPEC's names, see ``with_defaults``) and a
+    ``runner`` (run_command, get_bin_path, warn): the k3s_rebuild module passes its AnsibleModule,
+    the watcher on the host ``host.LocalRunner``."""
+
+    def __init__(self, params, runner):
+        self.runner = runner
+        self.p = params
         self.started_at = time.time()
         self.timings = {}
         self.result = dict(changed=False, started_at=self.started_at, timings=self.timings)
         self.server_dir = os.path.join(self.p["data_dir"], "server")
         self.db_dir = os.path.join(self.server_dir, "db")
         self.tls_dir = os.path.join(self.server_dir, "tls")
+        self.ready_deadline = Deadline(params["ready_timeout"])
 
     # ------------------------------------------------------------------ small tools
 
     def run(self, argv, what, cwd=None, ok=(0,)):
-        rc, out, err = self.module.run_command(argv, cwd=cwd)
+        rc, out, err = self.runner.run_command(argv, cwd=cwd)
+        if rc == 124 and os.path.basename(argv[0]) == "timeout":
+            raise StepError("%s did not finish within %ss" % (what, argv[1]))
         if rc not in ok:
             raise StepError("%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:]))
         return rc, out, err
 
     def bounded(self, seconds, *argv):
         """argv under coreutils' timeout: k3s commands that may hang on a server that does not answer."""
-        return [self.module.get_bin_path("timeout", required=True), str(max(1, int(seconds)))] + list(argv)
+        return [self.runner.get_bin_path("timeout", required=True), str(max(1, int(math.ceil(seconds))))] + list(argv)
 
-    def systemctl(self, verb):
-        systemctl = self.module.get_bin_path("systemctl", required=True)
-        self.run([systemctl, verb, self.p["service"]], "systemctl %s %s" % (verb, self.p["service"]))
+    def systemctl(self, verb, timeout=None):
+        """``systemctl verb service`` under a time limit: the k3s unit has TimeoutStartSec=0, so a
+        k3s that never notifies readiness (embedded etcd's "not a member of the etcd cluster" loop
+        after an address change, k3s 7558, 2732; ../shared/facts/k3s-and-vpn.md) would keep
+        ``systemctl start`` waiting forever. A failure carries the unit's journal tail."""
+        limit = timeout if timeout is not None else self.p["stop_timeout"]
+        systemctl = self.runner.get_bin_path("systemctl", required=True)
+        rc, out, err = self.runner.run_command(self.bounded(limit, systemctl, verb, self.p["service"]))
+        if rc == 0:
+            return
+        what = "systemctl %s %s" % (verb, self.p["service"])
+        if rc == 124:
+            message = "%s did not finish within %ss" % (what, max(1, int(math.ceil(limit))))
+        else:
+            message = "%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:])
+        tail = self.journal_tail()
+        raise StepError("%s. Last lines of its journal:\n%s" % (message, tail), journal_tail=tail)
+
+    def journal_tail(self, lines=25):
+        journalctl = self.runner.get_bin_path("journalctl")
+        if not journalctl:
+            return "(journalctl not found)"
+        argv = [journalctl, "-u", self.p["service"], "-n", str(lines), "--no-pager", "-o", "short-iso"]
+        _rc, out, err = self.runner.run_command(self.bounded(15, *argv))
+        return (out or err).strip()[-4000:] or "(no journal lines)"
 
     def active_state(self):
-        systemctl = self.module.get_bin_path("systemctl", required=True)
-        return unit_state(self.module.run_command, self.p["service"], systemctl)["active_state"]
+        systemctl = self.runner.get_bin_path("systemctl", required=True)
+        return unit_state(self.runner.run_command, self.p["service"], systemctl)["active_state"]
 
     def compose(self, *args):
-        docker = self.module.get_bin_path("docker", required=True)
+        docker = self.runner.get_bin_path("docker", required=True)
         return compose_argv(docker, self.p["project_name"], self.p["compose_files"]) + list(args)
 
     def phase(self, name, since):
@@ -184,13 +218,13 @@ class Rebuild:
         # timeout run alongside the backup and the rebuild instead of after them.
         stopper, client, definition = None, None, None
         if app:
-            stopper = Background(self.module, self.compose("stop", *p["worker_services"]), p["stack_dir"])
+            stopper = Background(self.runner, self.compose("stop", *p["worker_services"]), p["stack_dir"])
         self.timings["prepare"] = round(time.time() - self.started_at, 3)
         mark = time.monotonic()
         try:
             if app:
                 client = docker_client()
-                definition = load_definition(self.module, client, p["stack_dir"], p["project_name"], p["compose_files"])
+                definition = load_definition(self.runner, client, p["stack_dir"], p["project_name"], p["compose_files"])
             self.backup()
         except (StepError, BackupError, ComposeError, DockerException, OSError) as exc:
             self.undo_stops(stopper, was_active)
@@ -235,32 +269,32 @@ class Rebuild:
         """After a failed backup: the workers and k3s run again as they did before."""
         if stopper is not None:
             stopper.wait(self.p["app_timeout"])
-            self.module.run_command(self.compose("start", *self.p["worker_services"]), cwd=self.p["stack_dir"])
+            argv = self.bounded(self.p["app_timeout"], *self.compose("start", *self.p["worker_services"]))
+            self.runner.run_command(argv, cwd=self.p["stack_dir"])
         if was_active:
-            systemctl = self.module.get_bin_path("systemctl", required=True)
-            self.module.run_command([systemctl, "start", self.p["service"]])
+            try:
+                self.systemctl("start", self.p["ready_timeout"])
+            except StepError as exc:
+                self.result["restart_error"] = str(exc)
 
-    def backup(self):
+    def etcd_snapshot(self, name):
+        """``k3s etcd-snapshot save --dir <this backup>``: upstream's manual fix runs it without
+        --dir, which writes into server/db/snapshots, the directory it deletes next."""
+        snapshot = dict(saved=False, dir=os.path.join(self.p["backup_dir"], "etcd-snapshot"))
+        rc, out, err = self.runner.run_command(
+            self.bounded(self.p["snapshot_timeout"], self.p["binary"], "etcd-snapshot", "save", "--dir",
+                         snapshot["dir"], "--name", name)
+        )  # fmt: skip
+        snapshot["saved"] = rc == 0
+        if rc != 0:
+            lines = (err or out).strip().splitlines()
+            snapshot["reason"] = lines[-1] if lines else "rc=%d" % rc
+        self.result["snapshot"] = snapshot
+        return snapshot
+
+    def backup_sources(self):
+        """(paths, required): what a backup holds, a recovery's and a scheduled one alike."""
         p = self.p
-        # Upstream's manual fix runs `k3s etcd-snapshot save` without --dir, which writes into
-        # server/db/snapshots, the directory it deletes next; here it goes into the backup. A
-        # crash-looping server may not answer: the cold copy of server/db/etcd is then the backup.
-        if p["datastore"] == "etcd":
-            # create_backup prepares the directory too; the snapshot has to land in it first.
-            prepare_backup_dir(p["backup_dir"])
-            snapshot = dict(saved=False, dir=os.path.join(p["backup_dir"], "etcd-snapshot"))
-            rc, out, err = self.module.run_command(
-                self.bounded(p["snapshot_timeout"], p["binary"], "etcd-snapshot", "save", "--dir", snapshot["dir"],
-                             "--name", "recover")
-            )  # fmt: skip
-            snapshot["saved"] = rc == 0
-            if rc != 0:
-                lines = (err or out).strip().splitlines()
-                snapshot["reason"] = lines[-1] if lines else "rc=%d" % rc
-            self.result["snapshot"] = snapshot
-        # SQLite cannot be snapshotted at all (k3s 11388, kine 88); the maintainers' advice is to
-        # stop k3s and copy server/db (k3s 1318), which also gives etcd a consistent cold copy.
-        self.systemctl("stop")
         paths = [
             p["config_file"],
             p["config_file"] + ".d",
@@ -274,17 +308,58 @@ class Rebuild:
         required = [p["config_file"], os.path.join(self.server_dir, "token")]
         if p["datastore"] == "sqlite":
             required.append(os.path.join(self.db_dir, "state.db"))
+        return paths, required
+
+    def backup(self):
+        p = self.p
+        # A crash-looping server may not answer the snapshot request: the cold copy of
+        # server/db/etcd is then the backup.
+        if p["datastore"] == "etcd":
+            # create_backup prepares the directory too; the snapshot has to land in it first.
+            prepare_backup_dir(p["backup_dir"])
+            self.etcd_snapshot("recover")
+        # SQLite cannot be snapshotted at all (k3s 11388, kine 88); the maintainers' advice is to
+        # stop k3s and copy server/db (k3s 1318), which also gives etcd a consistent cold copy.
+        self.systemctl("stop")
+        paths, required = self.backup_sources()
+        # etcd's data file; an empty one means a cold copy of nothing.
+        nonempty = ["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else []
+        self.store_backup(paths, required, nonempty, strategy=p["strategy"], new_node_ip=p["node_ip"])
+
+    def store_backup(self, paths, required, nonempty, **meta):
+        """create_backup with this run's settings: copy, manifest, verify, then prune."""
+        p = self.p
         self.result["backup"] = create_backup(
             p["backup_dir"],
             paths,
             datastore=p["datastore"],
             db_dir=self.db_dir,
             required=required,
-            # etcd's data file; an empty one means a cold copy of nothing.
-            required_nonempty=["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else [],
-            meta=dict(p["backup_meta"], run_id=p["run_id"], strategy=p["strategy"], new_node_ip=p["node_ip"]),
+            required_nonempty=nonempty,
+            meta=dict(p["backup_meta"], run_id=p["run_id"], **meta),
             keep=p["keep_backups"],
         )
+
+    def scheduled(self):
+        """A backup of the running datastore without stopping k3s: SQLite through the online
+        backup API (consistent with WAL), etcd through ``k3s etcd-snapshot save`` into the backup
+        (outside server/db). Verified with the same manifest; the rollback restores it."""
+        p = self.p
+        prepare_backup_dir(p["backup_dir"])
+        paths, required = self.backup_sources()
+        paths.remove(self.db_dir)
+        nonempty = []
+        try:
+            if p["datastore"] == "sqlite":
+                sqlite_online_copy(os.path.join(self.db_dir, "state.db"), p["backup_dir"])
+            elif not self.etcd_snapshot("scheduled")["saved"]:
+                raise BackupError("k3s etcd-snapshot save failed: %s" % self.result["snapshot"].get("reason"))
+            else:
+                nonempty = ["^etcd-snapshot/scheduled"]
+            self.store_backup(paths, required, nonempty, kind="scheduled")
+        except (BackupError, OSError, sqlite3.Error) as exc:
+            self.fail("backup", "Scheduled backup into %s failed: %s" % (p["backup_dir"], exc))
+        return self.result
 
     def write_config(self):
         """config.yaml on the new address through the k3s role's renderer, so the next site.yml
@@ -310,38 +385,61 @@ class Rebuild:
                 self.bounded(p["ready_timeout"], p["binary"], "server", "--cluster-reset"), "k3s server --cluster-reset"
             )
         elif p["strategy"] == "reset":
-            self.run([p["binary"], "certificate", "rotate"], "k3s certificate rotate")
-        self.systemctl("start")
+            self.run(
+                self.bounded(p["snapshot_timeout"], p["binary"], "certificate", "rotate"), "k3s certificate rotate"
+            )
+        # One deadline for start, restart and readiness: the whole wait is ready_timeout.
+        self.ready_deadline = Deadline(p["ready_timeout"])
+        self.start_k3s("start")
         if p["strategy"] == "reset" and p["datastore"] == "sqlite":
             self.delete_stale_node()
-            self.systemctl("restart")
+            self.start_k3s("restart")
+
+    def start_k3s(self, verb):
+        """A k3s that does not report ready within the deadline fails the recovery; it is stopped
+        (bounded) so it does not loop on, and the backup stays for the rollback."""
+        try:
+            self.systemctl(verb, max(1.0, self.ready_deadline.remaining()))
+        except StepError as exc:
+            try:
+                self.systemctl("stop")
+                stopped = "%s was stopped" % self.p["service"]
+            except StepError as stop_exc:
+                reason = str(stop_exc).split(". Last lines", maxsplit=1)[0]
+                stopped = "stopping %s failed too: %s" % (self.p["service"], reason)
+            raise StepError(
+                "k3s did not report ready within k3s_recover_ready_timeout (%ss): %s. %s"
+                % (int(self.p["ready_timeout"]), exc, stopped),
+                stage="k3s_ready",
+                journal_tail=exc.details.get("journal_tail"),
+            ) from exc
 
     def delete_stale_node(self):
         """k3s serves the API for a few seconds before the node-IP check stops it; the delete is
         retried until it lands in such a window (k3s 5880). Already gone counts as done."""
         name = self.p["node_name"] or os.uname()[1]
-        argv = [self.p["binary"], "kubectl", "delete", "node", name]
+        argv = self.bounded(10, self.p["binary"], "kubectl", "delete", "node", name)
 
         def probe():
-            rc, out, err = self.module.run_command(argv)
+            rc, out, err = self.runner.run_command(argv)
             return ProbeResult(rc == 0 or "NotFound" in err, False, dict(stdout=out, stderr=err), err.strip())
 
-        outcome = poll(probe, self.p["ready_timeout"], interval=0.5, max_interval=1.0)
+        outcome = poll(probe, max(1.0, self.ready_deadline.remaining()), interval=0.5, max_interval=1.0)
         if not outcome.ready:
             raise StepError("could not delete the stale node object %s: %s" % (name, outcome.message))
 
     def wait_ready(self):
         p = self.p
-        probe = K3sProbe(
-            Deadline(p["ready_timeout"]), kubeconfig=p["admin_kubeconfig"], node_ip=p["node_ip"], request_timeout=5.0
-        )
-        outcome = poll(probe, p["ready_timeout"])
+        deadline = self.ready_deadline
+        probe = K3sProbe(deadline, kubeconfig=p["admin_kubeconfig"], node_ip=p["node_ip"], request_timeout=5.0)
+        outcome = poll(probe, max(1.0, deadline.remaining()))
         self.result["nodes"] = outcome.observation.get("nodes", [])
         if not outcome.ready:
             raise StepError(
                 "k3s not Ready at %s after %ss: %s" % (p["node_ip"], p["ready_timeout"], outcome.message),
                 stage="k3s_ready",
                 readyz=outcome.observation.get("readyz"),
+                journal_tail=self.journal_tail(),
             )
 
     def refresh_user_kubeconfig(self, user, user_host):
@@ -408,6 +506,17 @@ class Rebuild:
     def restored(self):
         p = self.p
         self.verified()
+        if self.result["backup"].get("datastore") == "etcd" and not os.path.isdir(
+            os.path.join(p["backup_dir"], "files", self.db_dir.lstrip("/"))
+        ):
+            # A scheduled etcd backup is a snapshot, not a copy of server/db: putting back only
+            # config.yaml and server/tls would restore nothing of the cluster.
+            self.fail(
+                "restore",
+                "backup %s holds an etcd snapshot, not a copy of %s; nothing was changed. Restore it as %s/RESTORE.txt "
+                "says (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)"
+                % (p["backup_dir"], self.db_dir, p["backup_dir"]),
+            )
         targets = [p["config_file"], self.db_dir, self.tls_dir]
         try:
             self.systemctl("stop")
@@ -418,7 +527,7 @@ class Rebuild:
         # On a host whose address differs from the backup's, k3s fails to start again; the
         # restore itself is done, so that is reported, not a failure.
         try:
-            self.systemctl("start")
+            self.systemctl("start", p["ready_timeout"])
             self.result["started"] = True
         except StepError as exc:
             self.result.update(started=False, start_error=str(exc))
@@ -431,6 +540,37 @@ class Rebuild:
 
 class ModuleFailure(Exception):
     pass
+
+
+def with_defaults(**params):
+    """ARGUMENT_SPEC's defaults overlaid with ``params``: the parameters a program on the host
+    passes to ``Rebuild`` (the module gets the same from AnsibleModule)."""
+    merged = dict((name, spec.get("default")) for name, spec in ARGUMENT_SPEC.items())
+    merged.update(params)
+    return merged
+
+
+def execute(job, on_locked=None):
+    """Run ``job`` (state rebuilt or restored) under the run lock that recover.yml and the watcher
+    share; ``on_locked()`` is called once the lock is held. Returns the result; raises
+    ModuleFailure (the result is ``job.result``)."""
+    p = job.p
+    lock = RunLock(p["lock_path"], p["run_id"], p["lock_ttl"], p["lock_owner"])
+    try:
+        try:
+            owner = lock.acquire()
+        except (BackupError, OSError) as exc:
+            job.fail("lock", str(exc))
+        job.result["lock"] = dict(path=p["lock_path"], owner=owner, stale_lock_taken_over=lock.taken_over)
+        if on_locked is not None:
+            on_locked()
+        if p["state"] == "rebuilt":
+            job.rebuilt()
+        else:
+            job.restored()
+    finally:
+        lock.release()
+    return job.result
 
 
 def validate(p):

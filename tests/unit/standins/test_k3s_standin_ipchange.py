@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from kubernetes import client, config
 
+STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin"
 UNASSIGNED = "198.51.100.7"
 NPC_FATAL = (
     "Failed to start networking: unable to initialize network policy controller: error getting node subnet: "
@@ -162,3 +169,39 @@ def test_etcd_snapshot_needs_token_and_running_server(k3s):
     down = k3s.run("etcd-snapshot", "save", "--data-dir", str(k3s.data), f"--etcd-server=https://127.0.0.1:{k3s.port}")
     assert down.returncode == 1
     assert f"dial tcp 127.0.0.1:{k3s.port}: connect: connection refused" in down.stderr
+
+
+def test_never_ready_mode_loops_without_notifying_until_stopped(k3s, tmp_path):
+    """K3S_STANDIN_NEVER_READY: embedded etcd's "not a member of the etcd cluster" loop after an
+    address change (k3s #7558, #2732): no READY=1, no API, no exit until SIGTERM."""
+    k3s.base_config("127.0.0.2", "cluster-init: true\n")
+    sock_path = tmp_path / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(sock_path))
+    notify.settimeout(0.2)
+    log_path = tmp_path / "never-ready.log"
+    env = k3s.cmd_env(NOTIFY_SOCKET=str(sock_path), K3S_STANDIN_NEVER_READY="1", K3S_STANDIN_NEVER_READY_INTERVAL="0.2")
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(STANDIN), "server", "--data-dir", str(k3s.data)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    messages = []
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                messages.append(notify.recv(256))
+            except TimeoutError:
+                pass
+        assert proc.poll() is None, log_path.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        notify.close()
+    assert messages == []
+    assert rc == 0
+    lines = [line for line in log_path.read_text().splitlines() if "not a member of the etcd cluster" in line]
+    assert len(lines) >= 2, log_path.read_text()
+    assert "expect: " in lines[0] and "=https://127.0.0.2:2380" in lines[0]
+    assert not (k3s.data / "server" / "tls").exists(), "it never got as far as serving"

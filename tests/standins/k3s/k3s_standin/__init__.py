@@ -62,5 +62,10 @@ server/manifests/*.yaml, agents/joining, flannel, traefik, crictl/ctr,
 
 Test hooks (defaults identical to real k3s): K3S_STANDIN_ETC_DIR replaces
 /etc/rancher/k3s; K3S_STANDIN_CRASH_DELAY (seconds, default 3) is how long the
-server lives before the IP-change fatal error.
+server lives before the IP-change fatal error; K3S_STANDIN_NEVER_READY (set: on)
+makes `k3s server` behave as embedded etcd after an address change does (k3s #7558,
+#2732): it logs "Failed to test data store connection: this server is a not a member of
+the etcd cluster. Found [...], expect: ..." every K3S_STANDIN_NEVER_READY_INTERVAL
+seconds (default 5), never serves the API, never notifies READY=1 and exits 0 only on
+SIGTERM, so a unit with TimeoutStartSec=0 stays `activating`.
 """

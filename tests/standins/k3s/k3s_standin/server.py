@@ -63,6 +63,25 @@ def etcd_member_key() -> str:
     return "/k3s-standin/etcd/member"
 
 
+def never_ready(node_name: str, node_ip: str) -> int:
+    """Test hook K3S_STANDIN_NEVER_READY: embedded etcd after an address change logs "not a
+    member of the etcd cluster" over and over and stays `activating` without exiting or
+    notifying readiness (k3s #7558, #2732; ../shared/facts/k3s-and-vpn.md). The unit's
+    TimeoutStartSec=0 then keeps `systemctl start` waiting forever."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    member = f"{node_name}-{git_commit(node_name)}"
+    while not stop.is_set():
+        info(
+            "Failed to test data store connection: this server is a not a member of the etcd cluster. "
+            f"Found [{member}=https://{os.environ.get('K3S_STANDIN_NEVER_READY_PEER', '10.0.0.1')}:{PEER_PORT}], "
+            f"expect: {member}=https://{node_ip}:{PEER_PORT}"
+        )
+        stop.wait(float(os.environ.get("K3S_STANDIN_NEVER_READY_INTERVAL", "5")))
+    return 0
+
+
 def cmd_server(argv: list[str], version: str) -> int:
     opts, rest = load_options(argv, SERVER_FLAGS_SCALAR, SERVER_FLAGS_LIST, SERVER_FLAGS_BOOL)
     if rest:
@@ -86,6 +105,8 @@ def cmd_server(argv: list[str], version: str) -> int:
     else:
         node_ip = default_route_ipv4()
     info(f"Starting k3s {version} ({git_commit(version)})")
+    if os.environ.get("K3S_STANDIN_NEVER_READY"):
+        return never_ready(node_name, node_ip)
 
     images = os.path.join(data_dir, "agent", "images")
     for image in sorted(glob.glob(os.path.join(images, "*"))):

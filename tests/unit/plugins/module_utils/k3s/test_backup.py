@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -196,3 +197,90 @@ def test_remove_path_handles_files_links_and_trees(tmp_path):
     assert k3s_backup.remove_path(str(tmp_path / "tree")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is False
+
+
+def recovery_backup(tmp_path, src, name, strategy="wipe", keep=0):
+    return create_backup(
+        str(tmp_path / "backups" / name),
+        [str(src / "config.yaml"), str(src / "server" / "token"), str(src / "server" / "db")],
+        datastore="sqlite",
+        db_dir=str(src / "server" / "db"),
+        required=[str(src / "config.yaml")],
+        meta={"run_id": name, "strategy": strategy},
+        keep=keep,
+    )
+
+
+def test_retention_keeps_the_first_pre_wipe_backup_after_more_recoveries_than_keep(tmp_path, k3s_files):
+    """A watcher recovering again and again (each wipe starts an empty datastore) must not push the
+    cluster as it was before the first wipe out of the backup root."""
+    src, _conn = k3s_files
+    names = [f"20260101T00000{i}Z" for i in range(1, 7)]
+    for name in names:
+        recovery_backup(tmp_path, src, name, keep=2)
+    left = sorted(p.name for p in (tmp_path / "backups").iterdir())
+    assert left == [names[0], names[-2], names[-1]]
+    assert verify(str(tmp_path / "backups" / names[0]))["ok"]
+
+
+def test_retention_skips_a_first_backup_that_does_not_verify(tmp_path, k3s_files):
+    src, _conn = k3s_files
+    for name in ("20260101T000001Z", "20260101T000002Z", "20260101T000003Z", "20260101T000004Z"):
+        recovery_backup(tmp_path, src, name)
+    (tmp_path / "backups" / "20260101T000001Z" / "files").joinpath(
+        *str(src / "config.yaml").lstrip("/").split("/")
+    ).write_text("x")
+    recovery_backup(tmp_path, src, "20260101T000005Z", strategy="scheduled", keep=1)
+    # 000001Z no longer verifies: 000002Z is the oldest pre-wipe restore point, 000004Z the newest.
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == [
+        "20260101T000002Z", "20260101T000004Z", "20260101T000005Z",
+    ]  # fmt: skip
+
+
+def test_retention_keeps_the_newest_verified_backup_when_newer_ones_are_damaged(tmp_path, k3s_files):
+    """protected_backups on a root whose newest backups do not verify: the newest one that does
+    is the restore point and stays, whatever the count."""
+    src, _conn = k3s_files
+    for name in ("20260101T000001Z", "20260101T000002Z", "20260101T000003Z"):
+        recovery_backup(tmp_path, src, name, strategy="reset")
+    for name in ("20260101T000002Z", "20260101T000003Z"):
+        (tmp_path / "backups" / name / "manifest.json").write_text("{}")
+    root = str(tmp_path / "backups")
+    names = k3s_backup.backup_names(root)
+    # A run that has not written its own backup yet (current is not among them).
+    why = k3s_backup.protected_backups(root, names, root + "/20260101T000004Z")
+    assert why["20260101T000001Z"] == "the newest verified backup"
+    assert k3s_backup.prune(root, 1, root + "/20260101T000004Z") == ["20260101T000002Z"]
+
+
+def test_online_copy_of_a_live_wal_datastore_verifies_and_restores(tmp_path, k3s_files):
+    """The scheduled backup's SQLite path: the online backup API while a writer keeps writing
+    (uncheckpointed WAL frames included), then PRAGMA integrity_check and a restore."""
+    src, conn = k3s_files
+    for i in range(200):
+        conn.execute("INSERT INTO kine (name, value, deleted) VALUES (?, x'01', 0)", (f"/registry/x/{i}",))
+    conn.commit()
+    assert (src / "server" / "db" / "state.db-wal").stat().st_size > 0
+    folder = tmp_path / "backups" / "20260101T000000Z"
+    k3s_backup.prepare_backup_dir(str(folder))
+    k3s_backup.sqlite_online_copy(str(src / "server" / "db" / "state.db"), str(folder))
+    conn.execute("INSERT INTO kine (name, value, deleted) VALUES ('/registry/after', x'02', 0)")
+    conn.commit()
+    result = create_backup(
+        str(folder), [str(src / "config.yaml"), str(src / "server" / "token")], datastore="sqlite",
+        db_dir=str(src / "server" / "db"), required=[str(src / "server" / "db" / "state.db")],
+        meta={"kind": "scheduled"},
+    )  # fmt: skip
+    assert result["ok"] and result["integrity_check"] == "ok"
+    rel = "files" + str(src / "server" / "db" / "state.db")
+    assert rel in json.loads((folder / "manifest.json").read_text())["files"]
+    conn.close()
+    restored = restore(str(folder), [str(src / "server" / "db")])
+    assert restored == [str(src / "server" / "db")]
+    check = sqlite3.connect(str(src / "server" / "db" / "state.db"))
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        names = {row[0] for row in check.execute("SELECT name FROM kine")}
+    finally:
+        check.close()
+    assert "/registry/x/199" in names and "/registry/after" not in names

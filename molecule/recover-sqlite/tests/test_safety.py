@@ -1,0 +1,202 @@
+"""Restore points and bounded waits, on the host test_recover.py left healthy (SQLite or etcd).
+
+Runs after test_recover.py (file order) and before test_watch.py: a scheduled backup of the
+running datastore (verified, and for SQLite restored by the rollback), then a recovery whose k3s
+never reports ready (the stand-in's K3S_STANDIN_NEVER_READY mode, embedded etcd's "not a member
+of the etcd cluster" loop, k3s #7558): it must fail within k3s_recover_ready_timeout with the
+unit's journal tail, keep its backup, name the rollback and delete nothing else. Durations are
+printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from testhost import CONFIG, STACK, compose, eth0_ip, flat, health, sh, unit, wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+RECOVER = str(REPO / "playbooks" / "recover.yml")
+DATA = "/var/lib/rancher/k3s"
+BACKUPS = "/var/backups/integr8scode-k3s"
+DROPIN = "/etc/systemd/system/k3s.service.d/zz-i8c-never-ready.conf"
+WORKERS = ("k8s-worker", "pod-monitor")
+STATE: dict = {}
+
+
+def datastore(host) -> str:
+    return "etcd" if host.file(f"{DATA}/server/db/etcd").is_directory else "sqlite"
+
+
+def backups(host) -> list[str]:
+    return sh(host, f"ls -1 {BACKUPS}").split()
+
+
+def manifest_of(host, backup: str) -> dict:
+    return json.loads(sh(host, f"cat {backup}/manifest.json"))
+
+
+def assert_verifies(host, backup: str) -> dict:
+    """Every file's sha256 recomputed here (not by the role's helper), and for SQLite the copy's
+    PRAGMA integrity_check with the sqlite3 CLI."""
+    manifest = manifest_of(host, backup)
+    files = manifest["files"]
+    sums = sh(host, f"cd {backup} && sha256sum " + " ".join(sorted(files)))
+    assert {line.split()[1]: line.split()[0] for line in sums.splitlines()} == {
+        rel: entry["sha256"] for rel, entry in files.items()
+    }
+    if manifest["datastore"] == "sqlite":
+        db = f"{backup}/files{DATA}/server/db/state.db"
+        query = "PRAGMA integrity_check; SELECT count(*) FROM kine"
+        check = sh(host, f"rm -rf /tmp/i8c-check && mkdir /tmp/i8c-check && cp {db}* /tmp/i8c-check/ && "
+                         f"sqlite3 /tmp/i8c-check/state.db '{query}'")  # fmt: skip
+        assert check.split()[0] == "ok" and int(check.split()[1]) > 0, check
+    return manifest
+
+
+def node_ready_at(host, address: str) -> bool:
+    out = host.run("k3s kubectl get nodes -o json")
+    if out.rc != 0 or not out.stdout.strip():
+        return False
+    for node in json.loads(out.stdout)["items"]:
+        addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+        if addresses.get("InternalIP") == address and ready.get("Ready") == "True":
+            return True
+    return False
+
+
+def rollback(ansible_playbook, backup: str):
+    run = ansible_playbook(
+        RECOVER, "-e", "k3s_recover_rollback=true", "-e", f"k3s_recover_rollback_from={backup}",
+        "-e", "k3s_recover_confirm=true",
+    )  # fmt: skip
+    assert run.returncode == 0, run.output[-4000:]
+    return run
+
+
+def apply_watch_tasks(host, ansible_playbook, setting: str, unit_name: str) -> None:
+    """Only the role's watcher tasks with one setting; ``unit_name`` is then enabled and running."""
+    run = ansible_playbook(RECOVER, "--tags", "k3s_recover_watch", "-e", setting)
+    assert run.returncode == 0, run.output[-3000:]
+    service = host.service(unit_name)
+    assert service.is_enabled and service.is_running
+
+
+# ----------------------------------------------------------------------------- scheduled backup
+
+
+def test_scheduled_backup_of_the_running_datastore_verifies(host, ansible_playbook):
+    apply_watch_tasks(host, ansible_playbook, "k3s_recover_backup_schedule=daily", "integr8scode-k3s-backup.timer")
+    assert "OnCalendar=daily" in host.file("/etc/systemd/system/integr8scode-k3s-backup.timer").content_string
+    pid = unit(host)["ActiveState"], sh(host, "systemctl show k3s -p MainPID --value").strip()
+    before = set(backups(host))
+    started = time.monotonic()
+    sh(host, "systemctl start integr8scode-k3s-backup.service")
+    print(f"\nscheduled backup of the running {datastore(host)} datastore: {time.monotonic() - started:.1f} s")
+    new = sorted(set(backups(host)) - before)
+    assert len(new) == 1, new
+    backup = f"{BACKUPS}/{new[0]}"
+    log = flat(sh(host, "journalctl -u integr8scode-k3s-backup.service -o cat --no-pager"))
+    assert f"scheduled backup {backup} verified" in log, log[-2000:]
+    # k3s kept running: same process, still active.
+    assert (unit(host)["ActiveState"], sh(host, "systemctl show k3s -p MainPID --value").strip()) == pid
+    manifest = assert_verifies(host, backup)
+    assert manifest["meta"]["kind"] == "scheduled"
+    if manifest["datastore"] == "etcd":
+        snapshots = [r for r in manifest["files"] if r.startswith("etcd-snapshot/scheduled")]
+        assert snapshots and all(manifest["files"][r]["size"] > 0 for r in snapshots)
+    assert f"files{DATA}/server/token" in manifest["files"] and f"files{CONFIG}" in manifest["files"]
+    STATE["scheduled"] = backup
+
+
+def test_scheduled_backup_restores_through_the_rollback(host, ansible_playbook):
+    """SQLite: the rollback restores the online copy. etcd: the backup is a snapshot, which the
+    rollback refuses to half-restore (it names k3s's --cluster-reset-restore-path instead; the
+    stand-in does not model a snapshot restore)."""
+    backup = STATE["scheduled"]
+    if datastore(host) == "etcd":
+        config = host.file(CONFIG).sha256sum
+        run = ansible_playbook(
+            RECOVER, "-e", "k3s_recover_rollback=true", "-e", f"k3s_recover_rollback_from={backup}",
+            "-e", "k3s_recover_confirm=true",
+        )  # fmt: skip
+        text = flat(run.output)
+        assert run.returncode != 0
+        assert "holds an etcd snapshot" in text and "--cluster-reset-restore-path" in text, text[-3000:]
+        assert host.file(CONFIG).sha256sum == config and unit(host)["ActiveState"] == "active"
+        assert "--cluster-reset-restore-path=" in host.file(f"{backup}/RESTORE.txt").content_string
+        return
+    manifest = manifest_of(host, backup)
+    current = eth0_ip(host)
+    rollback(ansible_playbook, backup)
+    db = manifest["files"][f"files{DATA}/server/db/state.db"]["sha256"]
+    assert sh(host, f"sha256sum {backup}/files{DATA}/server/db/state.db").split()[0] == db
+    wait_until(
+        lambda: node_ready_at(host, current), f"the node Ready at {current} after restoring the scheduled backup"
+    )
+    assert unit(host)["ActiveState"] == "active"
+
+
+def test_scheduled_backups_can_be_switched_off_again(host, ansible_playbook):
+    run = ansible_playbook(RECOVER, "--tags", "k3s_recover_watch")
+    assert run.returncode == 0, run.output[-3000:]
+    assert not host.file("/etc/systemd/system/integr8scode-k3s-backup.timer").exists
+
+
+# ----------------------------------------------------------------------------- hang
+
+
+def test_a_k3s_that_never_reports_ready_fails_the_recovery_within_its_timeout(host, ansible_playbook):
+    before = {
+        "backups": set(backups(host)),
+        "env": host.file(f"{STACK}/.env").sha256sum,
+        "volumes": sorted(sh(host, "docker volume ls -q").split()),
+        "token": host.file(f"{DATA}/server/token").sha256sum,
+    }
+    sh(host, f"mkdir -p {DROPIN.rsplit('/', 1)[0]} && printf '[Service]\\nEnvironment=K3S_STANDIN_NEVER_READY=1 "
+             f"K3S_STANDIN_NEVER_READY_INTERVAL=2\\n' > {DROPIN} && systemctl daemon-reload")  # fmt: skip
+    timeout = 20
+    try:
+        started = time.monotonic()
+        run = ansible_playbook(
+            RECOVER, "-e", "k3s_recover_force=true", "-e", "k3s_recover_confirm=true",
+            "-e", f"k3s_recover_ready_timeout={timeout}",
+            # Retention is tested on its own (test_watch.py); here every older backup must stay.
+            "-e", "k3s_recover_keep_backups=50",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        sh(host, f"rm -f {DROPIN} && systemctl daemon-reload")
+    text = flat(run.output)
+    print(f"\nhang test: recover.yml failed after {elapsed:.1f} s (k3s_recover_ready_timeout={timeout})")
+    assert run.returncode != 0
+    assert f"k3s did not report ready within k3s_recover_ready_timeout ({timeout}s)" in text, text[-4000:]
+    assert "did not finish within" in text
+    assert "not a member of the etcd cluster" in text, "the failure must carry the unit's journal tail"
+    assert "k3s_recover_rollback=true" in text and "The verified backup is kept at" in text
+    new = sorted(set(backups(host)) - before["backups"])
+    assert len(new) == 1, new
+    backup = f"{BACKUPS}/{new[0]}"
+    assert f"k3s_recover_rollback_from={backup}" in text
+    assert_verifies(host, backup)
+    # Nothing but what the wipe deletes (server/db, server/tls, k3s.yaml; all in the backup).
+    assert before["backups"] <= set(backups(host)), "an older backup was deleted"
+    assert host.file(f"{STACK}/.env").sha256sum == before["env"]
+    assert sorted(sh(host, "docker volume ls -q").split()) == before["volumes"]
+    assert host.file(f"{DATA}/server/token").sha256sum == before["token"]
+    assert host.file(CONFIG).exists
+    assert unit(host)["ActiveState"] in ("inactive", "failed"), "a k3s that never got ready is stopped"
+    STATE["hang_backup"] = backup
+
+
+def test_the_hang_is_undone_by_the_rollback_it_names(host, ansible_playbook):
+    current = eth0_ip(host)
+    rollback(ansible_playbook, STATE["hang_backup"])
+    wait_until(lambda: node_ready_at(host, current), f"the node Ready at {current} after the rollback")
+    # The failed recovery had stopped the workers; the restored cluster is the one their
+    # kubeconfig was issued by, so starting them is all that is left.
+    compose(host, "start " + " ".join(WORKERS))
+    for worker in WORKERS:
+        wait_until(lambda w=worker: health(host, w)["Status"] == "healthy", f"{worker} healthy after the rollback")
