@@ -16,8 +16,9 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # cores well. Each lane stops at its first failure; lines carry the lane.
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml, which a second lane's load would distort.
-LANE_1 ?= unit harness docker nordvpn k3s-standin k3s stack
-LANE_2 ?= recover-sqlite recover-etcd vpn
+# The longest scenarios start first, so the lanes end close together.
+LANE_1 ?= recover-sqlite vpn harness k3s-standin
+LANE_2 ?= unit recover-etcd docker nordvpn k3s stack
 SOLO ?= default
 SCENARIO ?=
 SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
