@@ -17,8 +17,8 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml, which a second lane's load would distort.
 # The longest scenarios start first, so the lanes end close together.
-LANE_1 ?= recover-sqlite vpn harness k3s-standin
-LANE_2 ?= unit recover-etcd docker nordvpn k3s stack
+LANE_1 ?= recover-sqlite vpn harness k3s-standin k3s
+LANE_2 ?= unit recover-etcd docker nordvpn stack
 SOLO ?= default
 SCENARIO ?=
 SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
