@@ -96,11 +96,7 @@ unit: image ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
 	pytest tests/unit
 
 molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
-	@for s in $(or $(SCENARIO),$(SCENARIOS)); do \
-	  start=$$(date +%s); echo "==> molecule test -s $$s"; \
-	  molecule test -s $$s; \
-	  echo "==> molecule $$s took $$(( $$(date +%s) - start ))s"; \
-	done
+	@$(MAKE) --no-print-directory lane-only LANE_only="$(or $(SCENARIO),$(SCENARIOS))"
 
 # A lane is a list of `unit` and scenario names, run in order, each timed.
 lane-%:

@@ -13,7 +13,17 @@ import os
 import re
 import sqlite3
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import is_ip
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import is_ip, scalar
+
+
+def datastore_kind(data_dir, config, installed=True):
+    """``etcd`` when server/db/etcd exists or config.yaml asks for ``cluster-init``, ``sqlite`` for
+    an installed server otherwise, else None. The one judgement of which datastore k3s runs."""
+    cluster_init = str(scalar(config.get("cluster-init")) or "").lower() in ("true", "yes", "1")
+    if os.path.isdir(os.path.join(data_dir, "server", "db", "etcd")) or cluster_init:
+        return "etcd"
+    return "sqlite" if installed else None
+
 
 IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
 

@@ -24,6 +24,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config 
     scalar,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import (
+    datastore_kind,
     etcd_member_ips,
     sqlite_node_ips,
 )
@@ -256,12 +257,7 @@ def detect(module, params):
 
     db_dir = os.path.join(data_dir, "server", "db")
     etcd_dir = os.path.join(db_dir, "etcd")
-    cluster_init = str(scalar(config.get("cluster-init")) or "").lower() in ("true", "yes", "1")
-    datastore = None
-    if os.path.isdir(etcd_dir) or cluster_init:
-        datastore = "etcd"
-    elif installed:
-        datastore = "sqlite"
+    datastore = datastore_kind(data_dir, config, installed)
     node_name = params["node_name"] or scalar(config.get("node-name")) or socket.gethostname()
     if datastore == "etcd":
         recorded_store, store_error = etcd_member_ips(etcd_dir)

@@ -24,6 +24,8 @@ import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import iso, read_json, utc_stamp
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import read_config
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import datastore_kind
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import DriftError, detect
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
     NodeAddressError,
@@ -101,11 +103,16 @@ class Watcher:
         self.status_file = os.path.join(settings["state_dir"], "status")
         self.state = read_json(self.state_file)
 
+    def merge_recoveries(self):
+        """Adds the recoveries another watcher process recorded on disk; returns the disk state."""
+        disk = read_json(self.state_file)
+        self.state["recoveries"] = sorted(set(disk.get("recoveries", [])) | set(self.state.get("recoveries", [])))
+        return disk
+
     def save(self, outcome):
         # The timer's check and the address follower may both write: recoveries are merged so the
         # flap guard never forgets one.
-        disk = read_json(self.state_file)
-        self.state["recoveries"] = sorted(set(disk.get("recoveries", [])) | set(self.state.get("recoveries", [])))
+        disk = self.merge_recoveries()
         newest = max(
             (disk.get("last_recovery") or {}, self.state.get("last_recovery") or {}), key=lambda r: r.get("at", 0)
         )
@@ -190,8 +197,7 @@ class Watcher:
             self.save("drifted (mode %s: warned only)" % s["mode"])
             return self.run_command_hook()
         # The timer's check and the follower share the count.
-        disk = read_json(self.state_file).get("recoveries", [])
-        self.state["recoveries"] = sorted(set(disk) | set(self.state.get("recoveries", [])))
+        self.merge_recoveries()
         allowed, recent = flap_guard(self.state, self.clock(), s["max_recoveries"])
         if not allowed:
             log(
@@ -333,8 +339,7 @@ def status(settings):
 def backup(settings, runner):
     """A scheduled backup of the running datastore (Rebuild.scheduled) into the backup root."""
     stamp = utc_stamp()
-    etcd = os.path.isdir(os.path.join(settings["data_dir"], "server", "db", "etcd"))
-    datastore = "etcd" if etcd else "sqlite"
+    datastore = datastore_kind(settings["data_dir"], read_config(settings["config_file"])[0])
     params = with_defaults(
         state="backed_up", datastore=datastore, backup_dir=os.path.join(settings["backup_root"].rstrip("/"), stamp),
         backup_paths=settings["pv_paths"], keep_backups=int(settings["keep_backups"]), binary=settings["binary"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import (
+    datastore_kind,
     etcd_member_ips,
     sqlite_node_ips,
 )
@@ -41,3 +42,12 @@ def test_etcd_member_urls(tmp_path):
         '"listen-peer-urls":"https://127.0.0.1:2380,https://172.17.0.3:2380"}'
     )
     assert etcd_member_ips(str(tmp_path)) == (["172.17.0.3"], None)
+
+
+def test_datastore_kind_from_the_etcd_directory_or_cluster_init(tmp_path):
+    assert datastore_kind(str(tmp_path), {}) == "sqlite"
+    assert datastore_kind(str(tmp_path), {}, installed=False) is None
+    assert datastore_kind(str(tmp_path), {"cluster-init": True}) == "etcd"
+    assert datastore_kind(str(tmp_path), {"cluster-init": "false"}) == "sqlite"
+    (tmp_path / "server" / "db" / "etcd").mkdir(parents=True)
+    assert datastore_kind(str(tmp_path), {}) == "etcd"
