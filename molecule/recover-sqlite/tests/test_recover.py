@@ -41,7 +41,7 @@ from testhost import (
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
 BENCH = REPO / "bench" / "manual_recovery.sh"
-CONTAINER = "i8c-" + os.environ.get("MOLECULE_SCENARIO_NAME", "recover-sqlite")
+CONTAINER = "i8c-" + os.environ.get("MOLECULE_SCENARIO_NAME", "recover-sqlite") + os.environ.get("I8C_HOST_SUFFIX", "")
 DATA = "/var/lib/rancher/k3s"
 BACKUPS = "/var/backups/integr8scode-k3s"
 NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
