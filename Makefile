@@ -77,11 +77,12 @@ setup-dev: ## Maintainer set-up: .venv with the pinned test toolchain, Compose v
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt
 	@# The lowest supported ansible-core beside it, with the same collections
-	@# (the `ansible` package, whose collections support ansible-core >= 2.15).
+	@# (the `ansible` package, whose collections support ansible-core >= 2.15;
+	@# the package itself asks for Python 3.11 only for its ansible-core pin).
 	$(PYTHON_LOWEST) -m venv $(VENV_LOWEST)
 	$(VENV_LOWEST)/bin/pip install --quiet --upgrade pip
 	$(VENV_LOWEST)/bin/pip install --quiet -r requirements-lowest.txt
-	$(VENV_LOWEST)/bin/pip install --quiet --no-deps $$(grep -E '^ansible==' requirements-dev.txt)
+	$(VENV_LOWEST)/bin/pip install --quiet --no-deps --ignore-requires-python $$(grep -E '^ansible==' requirements-dev.txt)
 	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
 	mkdir -p "$(DOCKER_CONFIG)/cli-plugins"; install -m 0755 "$$plugin" "$(DOCKER_CONFIG)/cli-plugins/docker-compose"; \
 	echo "docker compose plugin: $(DOCKER_CONFIG)/cli-plugins/docker-compose"
