@@ -33,7 +33,7 @@ description:
   - Then refreshes O(user_kubeconfig) from the new admin kubeconfig, re-runs the app's
     cert-generator one-shot and waits until it exits 0 and wrote a new kubeconfig, starts the
     workers that read it and waits until they are ready (the probe of
-    integr8scode.provision.compose_wait: upstream's workers have no healthcheck, so running, not
+    integr8scode.provision.compose_wait; upstream's workers have no healthcheck, so running, not
     restarting and up for 5 seconds since a start after the kubeconfig was written), and proves
     the app's kubeconfig with a real API request using its token. A failure after the deletion
     keeps the backup and says how to restore it.
