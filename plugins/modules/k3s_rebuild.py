@@ -32,9 +32,11 @@ description:
     is Ready at O(node_ip) (the probe of integr8scode.provision.k3s_ready).
   - Then refreshes O(user_kubeconfig) from the new admin kubeconfig, re-runs the app's
     cert-generator one-shot and waits until it exits 0 and wrote a new kubeconfig, starts the
-    workers that read it and waits until they are healthy (the probe of
-    integr8scode.provision.compose_wait), and proves the app's kubeconfig with a real API request
-    using its token. A failure after the deletion keeps the backup and says how to restore it.
+    workers that read it and waits until they are ready (the probe of
+    integr8scode.provision.compose_wait; upstream's workers have no healthcheck, so running, not
+    restarting and up for 5 seconds since a start after the kubeconfig was written), and proves
+    the app's kubeconfig with a real API request using its token. A failure after the deletion
+    keeps the backup and says how to restore it.
   - O(state=restored) verifies a backup and puts config.yaml, C(server/db) and C(server/tls) back,
     restarting k3s; O(state=verified) only verifies a backup (read-only).
 options:
@@ -287,7 +289,9 @@ started_at:
   returned: always
   type: float
 workers_ready_at:
-  description: Epoch seconds when the workers were healthy (null without an app).
+  description: >-
+    Epoch seconds when the workers were ready (running without a restart for 5 seconds; they have
+    no healthcheck, as upstream's), before the token proof (null without an app).
   returned: state=rebuilt
   type: float
 stage:
