@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -88,10 +89,11 @@ def test_ping_list_inspect_and_logs(container):
     info = api.inspect_container(container)
     assert info["State"]["Running"] is True
     logs = b""
-    for _attempt in range(50):
+    for _attempt in range(150):  # the container prints right after it starts; allow a loaded machine
         logs = api.logs(container, stdout=True, stderr=True, tail=10)
-        if b"to-stderr" in logs:
+        if b"to-stderr" in logs and b"to-stdout" in logs:
             break
+        time.sleep(0.2)
     # Both streams, without frame headers; their order across streams is not guaranteed.
     assert sorted(logs.splitlines()) == [b"to-stderr", b"to-stdout"]
 
