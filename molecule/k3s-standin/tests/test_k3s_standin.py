@@ -59,7 +59,7 @@ def test_start_returns_only_once_the_api_serves(host):
 
 
 def test_node_is_ready_on_the_node_ip(host):
-    ready = host.run(POLL.format(n=120, cond="kubectl get nodes --no-headers | grep -qw Ready"))
+    ready = host.run(POLL.format(n=120, cond=NODE_READY))
     assert ready.rc == 0, host.run("kubectl get nodes -o wide").stdout
     node_ip = re.search(r"^node-ip: (\S+)$", host.file("/etc/rancher/k3s/config.yaml").content_string, re.M).group(1)
     wide = host.check_output("kubectl get nodes -o wide")
@@ -68,6 +68,7 @@ def test_node_is_ready_on_the_node_ip(host):
     assert row[5] == node_ip
 
 
+NODE_READY = "kubectl get nodes | awk 'NR > 1 {print $2}' | grep -qx Ready"
 SHIMS = "pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 ' | sort"
 # coredns, local-path-provisioner, metrics-server (traefik is disabled).
 PODS = 3
@@ -87,11 +88,11 @@ def test_pods_run_with_mounts_links_and_chains(host):
     mounts = runtime_mounts(host)
     assert len([m for m in mounts if m.startswith("/run/k3s/containerd/")]) == PODS, mounts
     assert len([m for m in mounts if "/volumes/kubernetes.io~empty-dir/" in m]) == PODS, mounts
-    assert host.check_output("findmnt -rn -o FSTYPE --target %s" % mounts[0]) == "tmpfs"
+    assert host.check_output(f"findmnt -rn -o FSTYPE --target {mounts[0]}") == "tmpfs"
     for shim in host.check_output(SHIMS).split():
         child = host.check_output(f"pgrep -P {shim}")
         cgroup = host.check_output(f"cat /proc/{child}/cgroup")
-        assert re.search(r"/k3s\.service/kubepods/pod[0-9a-f-]+/[0-9a-f]{64}$", cgroup), cgroup
+        assert re.search(r"/k3s\.service/kubepods/pod[0-9a-f-]+/[0-9a-f]{64}$", cgroup, re.M), cgroup
     assert host.run("ip link show cni0").rc == 0
     assert host.run("ip link show flannel.1").rc == 0
     assert len(host.check_output("ip netns list").split("\n")) == PODS
@@ -118,9 +119,9 @@ def test_node_turns_ready_after_the_start_delay(host):
     """A new node is NotReady until kubelet and CNI are up (k3s #4340: tens of seconds; the
     scenario shortens it), then Ready."""
     host.run_expect([0], "systemctl stop k3s && rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s")
-    status = host.check_output("kubectl get nodes --no-headers").split()[1]
+    status = host.check_output("kubectl get nodes").splitlines()[1].split()[1]
     assert status == "NotReady"
-    ready = host.run(POLL.format(n=120, cond="kubectl get nodes --no-headers | grep -qw Ready"))
+    ready = host.run(POLL.format(n=120, cond=NODE_READY))
     assert ready.rc == 0, host.run("kubectl get nodes -o wide").stdout
 
 

@@ -243,11 +243,13 @@ class Teardown:
 
     # ------------------------------------------------------------------ k3s-uninstall.sh
 
-    def uninstall(self, unit_file, env_file, bin_dir, link, config_dir, remove_data, programs=()):
-        """k3s-uninstall.sh: killall, then disable and remove the unit and its environment file,
-        the kubectl/crictl/ctr links pointing at k3s, the binaries and programs; with
-        ``remove_data`` also /etc/rancher/k3s, the data directory and /var/lib/kubelet (never
-        below a live mount)."""
+    def uninstall(self, params):
+        """k3s-uninstall.sh over ARGUMENT_SPEC's ``params``: killall, then disable and remove the
+        unit and its environment file, the kubectl/crictl/ctr links pointing at k3s, the binaries
+        and programs; with ``remove_data`` also the configuration directory, the data directory
+        and /var/lib/kubelet (never below a live mount)."""
+        unit_file, env_file, bin_dir = params["unit_file"], params["env_file"], params["bin_dir"]
+        link, programs = params["link"], params["programs"]
         unit = os.path.basename(unit_file)
         self.killall(units=(unit,))
         systemctl = self.tool("systemctl")
@@ -271,8 +273,8 @@ class Teardown:
             self.remove(path)
         for path in ("/run/k3s", "/run/flannel"):
             self.remove(path)
-        if remove_data:
-            for path in (config_dir, self.data_dir, "/var/lib/kubelet"):
+        if params["remove_data"]:
+            for path in (params["config_dir"], self.data_dir, "/var/lib/kubelet"):
                 self.remove(path)
         return self.report()
 
@@ -306,12 +308,4 @@ def run(params, runner, check=False):
     job = Teardown(runner, params["data_dir"], check=check)
     if params["state"] == "killed":
         return job.killall(units=(os.path.basename(params["unit_file"]),))
-    return job.uninstall(
-        params["unit_file"],
-        params["env_file"],
-        params["bin_dir"],
-        params["link"],
-        params["config_dir"],
-        params["remove_data"],
-        programs=params["programs"],
-    )
+    return job.uninstall(params)

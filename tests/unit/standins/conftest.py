@@ -27,6 +27,7 @@ import pytest
 STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin"
 sys.path.insert(0, str(STANDIN.parent))
 from k3s_standin.protobuf import decode_node  # noqa: E402
+
 BUILD_RELEASE = STANDIN.parent / "build-release.sh"
 # Generous bound for a start-up on a loaded 2-core machine; not a timing assertion.
 READY_WAIT = 60

@@ -7,7 +7,6 @@ only ever bound to locally (which fails), never contacted.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import socket
@@ -128,7 +127,9 @@ def test_etcd_snapshot_save_and_ls(k3s):
     path = default.stdout.strip()
     assert re.fullmatch(re.escape(str(k3s.data)) + r"/server/db/snapshots/on-demand-standin-node-\d{10}", path)
     with sqlite3.connect(path) as conn:  # a consistent copy of the datastore
-        assert conn.execute("SELECT count(*) FROM kine WHERE name = '/registry/minions/standin-node'").fetchone()[0] >= 1
+        assert (
+            conn.execute("SELECT count(*) FROM kine WHERE name = '/registry/minions/standin-node'").fetchone()[0] >= 1
+        )
     other = k3s.root / "backups"
     named = k3s.run(
         "etcd-snapshot", "save", "--name", "pre-recover", "--dir", str(other), "--data-dir", str(k3s.data), server

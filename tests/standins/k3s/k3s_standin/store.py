@@ -56,8 +56,8 @@ class Store:
     def list(self, prefix: str) -> list[dict]:
         with self.lock:
             rows = self.db.execute(
-                "SELECT k.id, k.name, k.value FROM kine k JOIN (SELECT MAX(id) AS mid FROM kine WHERE name LIKE ? GROUP BY"
-                " name) m ON k.id = m.mid WHERE k.deleted = 0 ORDER BY k.name",
+                "SELECT k.id, k.name, k.value FROM kine k JOIN (SELECT MAX(id) AS mid FROM kine WHERE name LIKE ?"
+                " GROUP BY name) m ON k.id = m.mid WHERE k.deleted = 0 ORDER BY k.name",
                 (prefix.replace("%", r"\%") + "%",),
             ).fetchall()
         out = []
