@@ -100,7 +100,7 @@ SHORT_READY_DELAY = 2
 
 
 def set_ready_delay(host, seconds: int) -> None:
-    sh(host, f"echo K3S_STANDIN_READY_DELAY={seconds} > /etc/default/k3s")
+    sh(host, f"sed -i 's/^K3S_STANDIN_READY_DELAY=.*/K3S_STANDIN_READY_DELAY={seconds}/' /etc/default/k3s")
 
 
 def shim_pids(host) -> list[str]:
