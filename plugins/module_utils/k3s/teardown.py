@@ -170,10 +170,9 @@ class Teardown:
             except OSError:
                 pass
         # A killed shim's mounts are busy until the kernel has reaped it.
+        deadline = time.time() + 5
         for pid in pids:
-            for _ in range(100):
-                if not os.path.exists(os.path.join(self.proc, str(pid))) or zombie(self.proc, pid):
-                    break
+            while time.time() < deadline and not zombie(self.proc, pid):
                 time.sleep(0.05)
 
     def unmount_runtime(self):
