@@ -282,6 +282,7 @@ class Teardown:
 
 
 def zombie(proc, pid):
+    """The process has exited (a zombie waiting for its parent, or gone): its mounts are free."""
     try:
         with open(os.path.join(proc, str(pid), "stat")) as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
