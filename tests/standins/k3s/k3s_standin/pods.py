@@ -12,7 +12,8 @@
   below the unit's (Delegate=yes). The unit's KillMode=process stops only k3s itself, so all of
   this survives `systemctl stop k3s` (k3s #2624); a later start finds the shims and leaves them.
 
-Test hook K3S_STANDIN_PODS=0: none of the above (unit tests run on a shared machine).
+Test hook K3S_STANDIN_PODS=0: none of the above (unit tests run on a shared machine). A stand-in
+not run by systemd (no INVOCATION_ID: a test, a shell) starts none either.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ CHAINS = (
 
 
 def enabled() -> bool:
-    return os.environ.get("K3S_STANDIN_PODS", "1") != "0"
+    """Pods, links and chains are host-wide: only for a stand-in systemd runs as a service
+    (INVOCATION_ID is set for every unit process), never for one a test or a shell starts."""
+    return os.environ.get("K3S_STANDIN_PODS", "1") != "0" and bool(os.environ.get("INVOCATION_ID"))
 
 
 def _run(*argv: str) -> bool:
