@@ -92,7 +92,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - integr8scode.provision.poll
 requirements:
-  - docker (Python SDK, Debian C(python3-docker) 5.0.3 or later)
+  - The Docker Engine API on the host (the standard library talks to it; no Docker SDK for Python).
 author:
   - integr8scode.provision maintainers (@integr8scode)
 notes:
@@ -179,15 +179,13 @@ logs:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
     ComposeProbe,
     EventWaker,
     failure_details,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
     ComposeError,
     DockerException,
     docker_client,
@@ -236,12 +234,10 @@ def main():
         errors.append("project_name must not be empty")
     if errors:
         module.fail_json(msg="; ".join(errors))
-    # Check mode returns before anything the host may still lack (the SDK, the project directory):
+    # Check mode returns before anything the host may still lack (Docker, the project directory):
     # on a bare host the roles install them in the same run.
     if module.check_mode:
         module.exit_json(**check_mode_result(project=p["project_name"], services={}))
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker (python3-docker)"), exception=DOCKER_IMPORT_ERROR)
     if p["project_src"] and not os.path.isdir(p["project_src"]):
         module.fail_json(msg="project_src %s is not a directory" % p["project_src"])
 

@@ -204,8 +204,8 @@ attributes:
   diff_mode:
     support: none
 notes:
-  - Needs the Docker SDK for Python (python3-docker) and the Kubernetes client (python3-kubernetes)
-    on the host when an app is reconnected; the k3s and stack roles install them.
+  - Needs the Kubernetes client (python3-kubernetes) on the host, which the k3s role installs; the
+    app's containers are reached through the Docker Engine API with the standard library.
 seealso:
   - module: integr8scode.provision.k3s_drift
   - module: integr8scode.provision.k3s_ready
@@ -305,10 +305,6 @@ restore_command:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (
     ARGUMENT_SPEC,
     ModuleFailure,
@@ -341,8 +337,6 @@ def main():
             msg="check mode: would back up to %s and %s k3s onto %s" % (p["backup_dir"], p["strategy"], p["node_ip"]),
         )
         module.exit_json(**job.result)
-    if job.app_present() and not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker (python3-docker)"), exception=DOCKER_IMPORT_ERROR)
     if p["state"] == "rebuilt" and not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes (python3-kubernetes)"), exception=KUBERNETES_IMPORT_ERROR)
 
