@@ -146,3 +146,21 @@ def k3s_config(host) -> dict:
 
 def app_kubeconfig(host) -> dict:
     return yaml.safe_load(sh(host, f"cat {STACK}/backend/kubeconfig.yaml"))
+
+
+# The k3s stand-in's start-to-Ready delay (K3S_STANDIN_READY_DELAY in /etc/default/k3s, one of
+# the unit's EnvironmentFiles; read at each start). Real k3s: roughly 30-60 s from start to node
+# Ready (k3s #4340, #4360); tests/molecule/k3s_release.yml sets the short one for tests that do
+# not measure it.
+REALISTIC_READY_DELAY = 30
+SHORT_READY_DELAY = 2
+
+
+def set_ready_delay(host, seconds: int) -> None:
+    sh(host, f"sed -i 's/^K3S_STANDIN_READY_DELAY=.*/K3S_STANDIN_READY_DELAY={seconds}/' /etc/default/k3s")
+
+
+def shim_pids(host) -> list[str]:
+    """The stand-in's containerd-shim processes: the pods `systemctl stop k3s` leaves (k3s #2624)."""
+    out = host.run("pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 '")
+    return sorted(out.stdout.split())

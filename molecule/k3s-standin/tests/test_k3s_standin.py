@@ -1,4 +1,5 @@
-"""The k3s stand-in under systemd: unit settings, readiness, and the crash loop after an IP change.
+"""The k3s stand-in under systemd: unit settings, readiness, pods that outlive `systemctl stop`
+and the crash loop after an IP change.
 
 Tests run in file order; the IP-change test goes last and restores the network
 and a healthy k3s in its finalizer. All traffic stays inside the test host.
@@ -58,11 +59,84 @@ def test_start_returns_only_once_the_api_serves(host):
 
 
 def test_node_is_ready_on_the_node_ip(host):
+    ready = host.run(POLL.format(n=120, cond=NODE_READY))
+    assert ready.rc == 0, host.run("kubectl get nodes -o wide").stdout
     node_ip = re.search(r"^node-ip: (\S+)$", host.file("/etc/rancher/k3s/config.yaml").content_string, re.M).group(1)
     wide = host.check_output("kubectl get nodes -o wide")
     row = wide.splitlines()[1].split()
     assert row[1] == "Ready"
     assert row[5] == node_ip
+
+
+NODE_READY = "kubectl get nodes | awk 'NR > 1 {print $2}' | grep -qx Ready"
+SHIMS = "pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 ' | sort"
+# coredns, local-path-provisioner, metrics-server (traefik is disabled).
+PODS = 3
+
+
+def runtime_mounts(host) -> list[str]:
+    out = host.check_output("findmnt -rn -o TARGET")
+    return sorted(m for m in out.splitlines() if m.startswith(("/run/k3s/", "/var/lib/kubelet/")))
+
+
+def test_pods_run_with_mounts_links_and_chains(host):
+    """What a running k3s leaves on the host (k3s #1965, #1042): shims from data/*/bin, their
+    container processes in a cgroup below k3s.service, rootfs and emptyDir mounts, the CNI
+    namespaces and links, and the KUBE-/CNI-/FLANNEL chains."""
+    running = host.run(POLL.format(n=120, cond=f"[ $({SHIMS} | wc -l) -eq {PODS} ]"))
+    assert running.rc == 0, host.run(SHIMS).stdout
+    mounts = runtime_mounts(host)
+    assert len([m for m in mounts if m.startswith("/run/k3s/containerd/")]) == PODS, mounts
+    assert len([m for m in mounts if "/volumes/kubernetes.io~empty-dir/" in m]) == PODS, mounts
+    assert host.check_output(f"findmnt -rn -o FSTYPE --target {mounts[0]}") == "tmpfs"
+    for shim in host.check_output(SHIMS).split():
+        child = host.check_output(f"pgrep -P {shim}")
+        cgroup = host.check_output(f"cat /proc/{child}/cgroup")
+        assert re.search(r"/k3s\.service/kubepods/pod[0-9a-f-]+/[0-9a-f]{64}$", cgroup, re.M), cgroup
+    assert host.run("ip link show cni0").rc == 0
+    assert host.run("ip link show flannel.1").rc == 0
+    assert len(host.check_output("ip netns list").split("\n")) == PODS
+    assert len(host.check_output("ip -o link show master cni0").splitlines()) == PODS
+    for table, chain in (("filter", "KUBE-FORWARD"), ("filter", "FLANNEL-FWD"), ("nat", "CNI-HOSTPORT-DNAT")):
+        assert host.run(f"iptables -w -t {table} -S {chain}").rc == 0, chain
+
+
+def test_pods_survive_systemctl_stop(host):
+    """KillMode=process: `systemctl stop k3s` stops k3s, not its pods (k3s #2624); the next start
+    finds the shims running and starts no second copy."""
+    before = host.check_output(SHIMS)
+    mounts = runtime_mounts(host)
+    host.run_expect([0], "systemctl stop k3s")
+    assert not host.service("k3s").is_running
+    assert host.check_output(SHIMS) == before
+    assert runtime_mounts(host) == mounts
+    since = host.check_output("date +%s")
+    host.run_expect([0], "systemctl start k3s")
+    journal = f"journalctl -u k3s --since=@{since} --no-pager -o cat"
+    found = host.run(POLL.format(n=120, cond=f"{journal} | grep -q 'is still running'"))
+    assert found.rc == 0, host.check_output(journal)
+    assert host.check_output(SHIMS) == before
+
+
+def test_node_turns_ready_after_the_start_delay(host):
+    """A new node is NotReady until kubelet and CNI are up (k3s #4340: tens of seconds; the
+    scenario shortens it), then Ready."""
+    # One shell command: `systemctl start` returns at READY=1, the status is read right after.
+    out = host.check_output(
+        "systemctl stop k3s && rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s && kubectl get nodes"
+    )
+    assert out.splitlines()[1].split()[1] == "NotReady", out
+    ready = host.run(POLL.format(n=120, cond=NODE_READY))
+    assert ready.rc == 0, host.run("kubectl get nodes -o wide").stdout
+
+
+def test_node_is_stored_as_kubernetes_protobuf(host):
+    """kine keeps core objects as Kubernetes protobuf (kine #36), which the drift check reads."""
+    raw = host.check_output(
+        "sqlite3 /var/lib/rancher/k3s/server/db/state.db "
+        "\"SELECT hex(value) FROM kine WHERE name LIKE '/registry/minions/%' ORDER BY id DESC LIMIT 1\""
+    )
+    assert bytes.fromhex(raw).startswith(b"k8s\x00\n\n\n\x02v1\x12\x04Node")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Role `k3s` with the k3s stand-in: install, config, API, kubeconfigs, airgap, upgrade, refusals.
 
-The tests run in file order: the last ones change versions and end on the
-converged state (version B, URL path) again.
+The tests run in file order: the later ones change versions and return to the
+converged state (version B, URL path); the last ones take k3s down with
+k3s-killall.sh, k3s_state=absent and playbooks/reset.yml.
 """
 
 from __future__ import annotations
@@ -254,14 +255,55 @@ def test_upgrade_a_to_b_downloads_flips_the_symlink_and_restarts_once(host, ansi
     assert starts(host) == starts_before + 1
 
 
+SHIMS = "pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 '"
+POLL = "for i in $(seq 1 {n}); do {cond} && exit 0; sleep 0.5; done; exit 1"
+RESET = "../../playbooks/reset.yml"
+VOLUME = "/var/lib/rancher/k3s/storage/pvc-kept"
+
+
+def leftovers(host) -> dict:
+    """What a stopped k3s may leave behind (k3s #2624, #1965, #1042); all empty after a teardown."""
+    mounts = host.check_output("findmnt -rn -o TARGET").splitlines()
+    rules = host.check_output("iptables-save").splitlines()
+    return {
+        "k3s processes": host.run("pgrep -f '/usr/local/bin/[k]3s server|[c]ontainerd-shim'").stdout.split(),
+        "runtime mounts": [m for m in mounts if m.startswith(("/run/k3s", "/var/lib/kubelet"))],
+        "links": [n for n in ("cni0", "flannel.1") if host.run(f"ip link show {n}").rc == 0],
+        "netns": host.check_output("ip netns list").split(),
+        "rules": [r for r in rules if "KUBE-" in r or "CNI-" in r or "flannel" in r.lower()],
+    }
+
+
+def wait_for_pods(host):
+    running = host.run(POLL.format(n=240, cond=f"[ $({SHIMS} | wc -l) -ge 1 ]"))
+    assert running.rc == 0, host.run("journalctl -u k3s -n 30 --no-pager -o cat").stdout
+    found = leftovers(host)
+    assert found["runtime mounts"] and found["links"] and found["rules"], found
+
+
+def test_k3s_killall_program_ends_the_pods_and_k3s_brings_them_back(host):
+    """The role's k3s-killall.sh: after it no k3s process, runtime mount, CNI link, netns or
+    KUBE-/CNI-/FLANNEL rule is left; the data stays; the next start brings the pods back."""
+    wait_for_pods(host)
+    run = host.run("/usr/local/bin/k3s-killall.sh")
+    assert run.rc == 0, run.stdout + run.stderr
+    assert "+ stop k3s.service" in run.stdout
+    assert all(not v for v in leftovers(host).values()), leftovers(host)
+    assert host.file("/var/lib/rancher/k3s/server/token").exists
+    host.run_expect([0], "systemctl start k3s")
+    wait_for_pods(host)
+
+
 def test_state_absent_uninstalls_but_keeps_data(host, ansible_playbook):
+    wait_for_pods(host)
     run = ansible_playbook("converge.yml", "-e", "k3s_state=absent")
     assert run.returncode == 0, run.output[-3000:]
     assert not host.service("k3s").is_running
+    assert all(not v for v in leftovers(host).values()), leftovers(host)
     for path in ("/etc/systemd/system/k3s.service", "/usr/local/bin/k3s", f"/usr/local/bin/k3s-{A}"):
         assert not host.file(path).exists, path
     assert not host.file(f"/usr/local/bin/k3s-{B}").exists
-    for tool in ("kubectl", "crictl", "ctr"):
+    for tool in ("kubectl", "crictl", "ctr", "k3s-killall.sh", "k3s-uninstall.sh"):
         assert not host.file(f"/usr/local/bin/{tool}").exists, tool
     # Data and configuration stay without k3s_uninstall_data.
     assert host.file("/etc/rancher/k3s/config.yaml").exists
@@ -269,3 +311,39 @@ def test_state_absent_uninstalls_but_keeps_data(host, ansible_playbook):
     again = ansible_playbook("converge.yml", "-e", "k3s_state=absent")
     assert again.returncode == 0, again.output[-3000:]
     assert again.total("changed") == 0, again.changed_tasks()
+
+
+def test_reset_playbook_stops_unless_confirmed(host, ansible_playbook):
+    run = ansible_playbook("converge.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    refused = ansible_playbook(RESET)
+    assert refused.returncode != 0
+    assert "Not confirmed: reset_confirm is not true" in flat(refused.output)
+    assert host.service("k3s").is_running
+
+
+@pytest.fixture
+def live_volume(host):
+    """A tmpfs mounted where local-path-provisioner keeps volumes, with data in it (k3s #3264)."""
+    host.run_expect([0], f"mkdir -p {VOLUME} && mount -t tmpfs tmpfs {VOLUME} && echo kept > {VOLUME}/data")
+    yield VOLUME
+    host.run(f"umount {VOLUME}")
+
+
+def test_reset_removes_k3s_and_its_data_but_nothing_below_a_live_mount(host, ansible_playbook, live_volume):
+    wait_for_pods(host)
+    run = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
+    text = flat(run.output)
+    assert run.returncode != 0, "a live mount below the data directory must fail the reset"
+    assert live_volume in text
+    assert host.file(f"{live_volume}/data").content_string == "kept\n"
+    assert all(not v for v in leftovers(host).values()), leftovers(host)
+    for path in ("/var/lib/rancher/k3s/server", "/etc/rancher/k3s", "/etc/systemd/system/k3s.service"):
+        assert not host.file(path).exists, path
+    host.run_expect([0], f"umount {live_volume}")
+    again = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
+    assert again.returncode == 0, again.output[-3000:]
+    assert not host.file("/var/lib/rancher/k3s").exists
+    third = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
+    assert third.returncode == 0, third.output[-3000:]
+    assert third.total("changed") == 0, third.changed_tasks()

@@ -45,6 +45,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config 
     render_config,
     settings_from_text,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.teardown import Teardown
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import unit_state
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import K3sProbe
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
@@ -372,8 +373,22 @@ class Rebuild:
         keys = ("node-ip", "flannel-iface", "tls-san")
         return dict(file=p["config_file"], set=dict((k, settings[k]) for k in keys), changed=changed)
 
+    def killall(self):
+        """k3s-killall.sh's step (k3s/teardown.py): k3s is stopped, but its pods are not
+        (KillMode=process, k3s 2624) and hold mounts under /run/k3s and /var/lib/kubelet and the
+        old address's network; they come back with k3s. A mount that stays fails the recovery
+        before anything is deleted (k3s 3264)."""
+        service = self.p["service"]
+        report = Teardown(self.runner, self.p["data_dir"]).killall(
+            units=(service if service.endswith(".service") else service + ".service",)
+        )
+        self.result["killall"] = report
+        if report["refused"]:
+            raise StepError("still mounted after k3s-killall's unmounts: %s" % ", ".join(report["refused"]))
+
     def rebuild_k3s(self):
         p = self.p
+        self.killall()
         if p["strategy"] == "wipe":
             # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
             # start, and nothing may read the stale one in between.

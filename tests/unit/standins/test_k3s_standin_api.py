@@ -58,7 +58,7 @@ def test_first_start_writes_k3s_layout(k3s_running):
     assert (data / "server/manifests").is_dir()
     assert (data / "server/manifests/coredns.yaml").is_file()
     assert not (data / "server/manifests/metrics-server.yaml").exists()
-    node = k3s_running.latest("/registry/nodes/standin-node")
+    node = k3s_running.latest("/registry/minions/standin-node")
     assert {"type": "InternalIP", "address": "127.0.0.2"} in node["status"]["addresses"]
 
 

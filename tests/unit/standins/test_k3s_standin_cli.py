@@ -69,7 +69,7 @@ def test_config_dropins_append_override_and_flags_win(k3s):
     sans = serving_sans(k3s)
     assert {"one.example", "two.example", "three.example", "127.0.0.5"} <= sans
     assert "127.0.0.4" not in sans  # the CLI flag overrode the drop-in's node-ip
-    node = k3s.latest("/registry/nodes/standin-node")
+    node = k3s.latest("/registry/minions/standin-node")
     assert node["status"]["addresses"][0]["address"] == "127.0.0.5"
     k3s.stop(started)
 
@@ -78,7 +78,7 @@ def test_config_flag_points_elsewhere(k3s):
     alt = k3s.root / "alt.yaml"
     alt.write_text(f"node-ip: 127.0.0.6\nbind-address: 127.0.0.1\nhttps-listen-port: {k3s.port}\nnode-name: alt\n")
     started = k3s.up("--config", str(alt))
-    assert k3s.latest("/registry/nodes/alt")["status"]["addresses"][0]["address"] == "127.0.0.6"
+    assert k3s.latest("/registry/minions/alt")["status"]["addresses"][0]["address"] == "127.0.0.6"
     k3s.stop(started)
 
 

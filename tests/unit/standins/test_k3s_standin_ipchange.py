@@ -7,7 +7,6 @@ only ever bound to locally (which fails), never contacted.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import socket
@@ -33,20 +32,20 @@ def node_ips(k3s) -> list[str]:
     return [a.address for n in nodes for a in n.status.addresses if a.type == "InternalIP"]
 
 
-def test_sqlite_restart_after_ip_change_crashes(k3s):
+def test_sqlite_restart_on_a_new_held_address_keeps_the_stale_node_address(k3s):
+    """k3s #5880 (#1977, #2827): node-ip changed to an address the host holds; k3s runs on, and the
+    node object keeps the old InternalIP (protobuf in kine) until it is deleted."""
     k3s.base_config("127.0.0.2")
     assert k3s.stop(k3s.up()) == 0
     k3s.base_config("127.0.0.3")
-    started = k3s.start(K3S_STANDIN_CRASH_DELAY="0")
-    # Like k3s #12639: the apiserver came up (READY), then the agent side dies.
-    assert started.ready
-    assert started.proc.wait(timeout=60) == 1
-    fatal = [line for line in started.log.splitlines() if "level=fatal" in line]
-    assert fatal and json.loads(fatal[-1].split(" msg=", 1)[1]) == NPC_FATAL
-    # The datastore still records the old address: every restart fails the same way.
-    assert k3s.latest("/registry/nodes/standin-node")["status"]["addresses"][0]["address"] == "127.0.0.2"
-    again = k3s.start(K3S_STANDIN_CRASH_DELAY="0")
-    assert again.proc.wait(timeout=60) == 1
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
+    assert node_ips(k3s) == ["127.0.0.2"]
+    assert k3s.latest("/registry/minions/standin-node")["status"]["addresses"][0]["address"] == "127.0.0.2"
+    with k3s.db() as conn:
+        raw = conn.execute("SELECT value FROM kine WHERE name = '/registry/minions/standin-node'").fetchone()[0]
+    assert raw.startswith(b"k8s\x00\n\n\n\x02v1\x12\x04Node")
+    assert k3s.stop(started) == 0
+    assert "level=fatal" not in started.log
 
 
 def test_unassigned_node_ip_crashes_even_on_first_start(k3s):
@@ -82,34 +81,32 @@ def test_kubectl_delete_node_then_restart_recovers_sqlite(k3s):
     assert "level=fatal" not in healed.log
 
 
-def set_member_peer(k3s, peer_ip: str) -> None:
-    """Record a peer address the way an earlier start on another IP would have."""
-    db = k3s.data / "server/db/etcd/member/snap/db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease, value)"
-            " VALUES (?, 0, 0, 0, 0, 0, ?)",
-            (
-                "/k3s-standin/etcd/member",
-                json.dumps({"metadata": {"name": "standin-node"}, "peerURL": f"https://{peer_ip}:2380"}),
-            ),
-        )
-
-
-def test_etcd_layout_and_peer_bind_failure_then_cluster_reset(k3s):
+def test_etcd_layout_and_peer_bind_failure(k3s):
     k3s.base_config("127.0.0.2", extra="cluster-init: true\n")
     assert k3s.stop(k3s.up()) == 0
     assert (k3s.data / "server/db/etcd/member/snap/db").is_file()
     assert "listen-peer-urls: https://127.0.0.2:2380" in (k3s.data / "server/db/etcd/config").read_text()
     assert not (k3s.data / "server/db/state.db").exists()
-    # The host lost the recorded address: etcd cannot bind its peer listener.
-    set_member_peer(k3s, UNASSIGNED)
-    k3s.base_config("127.0.0.3")  # cluster-init dropped: k3s keeps etcd once server/db/etcd exists
+    # The host lost the configured address: etcd cannot bind its peer listener (rke2 #5651).
+    k3s.base_config(UNASSIGNED)  # cluster-init dropped: k3s keeps etcd once server/db/etcd exists
     started = k3s.start()
     assert not started.ready
     assert started.proc.wait(timeout=60) == 1
     assert f"listen tcp {UNASSIGNED}:2380: bind: cannot assign requested address" in started.log
     assert "level=fatal" in started.log
+
+
+def test_etcd_on_a_new_address_never_ready_until_cluster_reset(k3s, tmp_path):
+    """k3s #7558, #2732: the member list holds the old peer URL; k3s loops on "not a member of the
+    etcd cluster" without notifying or exiting; --cluster-reset rewrites the member (k3s #4296)."""
+    k3s.base_config("127.0.0.2", extra="cluster-init: true\n")
+    assert k3s.stop(k3s.up()) == 0
+    k3s.base_config("127.0.0.3")
+    messages, rc, log = watch_never_ready(k3s, tmp_path, K3S_STANDIN_NEVER_READY_INTERVAL="0.2")
+    assert messages == [] and rc == 0
+    lines = [line for line in log.splitlines() if "not a member of the etcd cluster" in line]
+    assert len(lines) >= 2, log
+    assert "=https://127.0.0.2:2380], expect: " in lines[0] and lines[0].endswith('=https://127.0.0.3:2380"')
     reset = k3s.run("server", "--data-dir", str(k3s.data), "--cluster-reset")
     assert reset.returncode == 0, reset.stderr
     assert "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now" in reset.stderr
@@ -130,7 +127,9 @@ def test_etcd_snapshot_save_and_ls(k3s):
     path = default.stdout.strip()
     assert re.fullmatch(re.escape(str(k3s.data)) + r"/server/db/snapshots/on-demand-standin-node-\d{10}", path)
     with sqlite3.connect(path) as conn:  # a consistent copy of the datastore
-        assert conn.execute("SELECT count(*) FROM kine WHERE name = '/registry/nodes/standin-node'").fetchone()[0] >= 1
+        assert (
+            conn.execute("SELECT count(*) FROM kine WHERE name = '/registry/minions/standin-node'").fetchone()[0] >= 1
+        )
     other = k3s.root / "backups"
     named = k3s.run(
         "etcd-snapshot", "save", "--name", "pre-recover", "--dir", str(other), "--data-dir", str(k3s.data), server
@@ -175,12 +174,25 @@ def test_never_ready_mode_loops_without_notifying_until_stopped(k3s, tmp_path):
     """K3S_STANDIN_NEVER_READY: embedded etcd's "not a member of the etcd cluster" loop after an
     address change (k3s #7558, #2732): no READY=1, no API, no exit until SIGTERM."""
     k3s.base_config("127.0.0.2", "cluster-init: true\n")
+    messages, rc, log = watch_never_ready(
+        k3s, tmp_path, K3S_STANDIN_NEVER_READY="1", K3S_STANDIN_NEVER_READY_INTERVAL="0.2"
+    )
+    assert messages == []
+    assert rc == 0
+    lines = [line for line in log.splitlines() if "not a member of the etcd cluster" in line]
+    assert len(lines) >= 2, log
+    assert "expect: " in lines[0] and "=https://127.0.0.2:2380" in lines[0]
+    assert not (k3s.data / "server" / "tls").exists(), "it never got as far as serving"
+
+
+def watch_never_ready(k3s, tmp_path, **extra):
+    """(sd_notify messages, exit status after SIGTERM, log) of a server left running for 2 s."""
     sock_path = tmp_path / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(sock_path))
     notify.settimeout(0.2)
     log_path = tmp_path / "never-ready.log"
-    env = k3s.cmd_env(NOTIFY_SOCKET=str(sock_path), K3S_STANDIN_NEVER_READY="1", K3S_STANDIN_NEVER_READY_INTERVAL="0.2")
+    env = k3s.cmd_env(NOTIFY_SOCKET=str(sock_path), **extra)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, str(STANDIN), "server", "--data-dir", str(k3s.data)],
@@ -199,9 +211,4 @@ def test_never_ready_mode_loops_without_notifying_until_stopped(k3s, tmp_path):
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=30)
         notify.close()
-    assert messages == []
-    assert rc == 0
-    lines = [line for line in log_path.read_text().splitlines() if "not a member of the etcd cluster" in line]
-    assert len(lines) >= 2, log_path.read_text()
-    assert "expect: " in lines[0] and "=https://127.0.0.2:2380" in lines[0]
-    assert not (k3s.data / "server" / "tls").exists(), "it never got as far as serving"
+    return messages, rc, log_path.read_text()

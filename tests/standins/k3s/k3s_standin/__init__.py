@@ -29,20 +29,37 @@ Modelled behaviours and the k3s issues behind them:
   server/tls/service.key. Wiping server/tls means a new CA and key: old
   kubeconfigs fail TLS verification, old tokens get 401.
 - sd_notify READY=1 on $NOTIFY_SOCKET once the API serves (unit Type=notify).
-- IP change (k3s #9879, #6969, #5880): the node object keeps the old
-  InternalIP. When the node IP (configured or auto-detected from the
-  default-route interface) differs from it, or node-ip is on no interface, the
-  server comes up, reports READY, then dies a few seconds later the way
-  k3s #12639 shows ("Failed to start networking: unable to initialize network
-  policy controller: error getting node subnet: failed to find interface with
-  specified node ip"), exit 1: with Restart=always that is the crash loop
-  (`activating (auto-restart)`). In that window `kubectl delete node` works,
-  after which a restart registers the node with the new IP (k3s #5880). With
-  embedded etcd, a recorded peer address that can no longer be bound fails
-  start-up at once with etcd's "listen tcp IP:2380: bind: cannot assign
-  requested address"; `--cluster-reset` rewrites the member peer address and
-  exits 0 with k3s's "Managed etcd cluster membership has been reset, restart
-  without --cluster-reset flag now..." (k3s #4296, #7148, rke2 #5651).
+- IP change (k3s #9879, #6969, #12639): node-ip (configured, or auto-detected from the
+  default-route interface) on no interface: the server comes up, reports READY, then dies a few
+  seconds later the way k3s #12639 shows ("Failed to start networking: unable to initialize
+  network policy controller: error getting node subnet: failed to find interface with specified
+  node ip"), exit 1: with Restart=always that is the crash loop (`activating (auto-restart)`).
+  In that window `kubectl delete node` works. node-ip changed to an address the host does hold:
+  k3s runs on and the node object keeps the old InternalIP (k3s #5880, #1977, #2827) until it is
+  deleted; the next start registers it with the new address.
+- Embedded etcd: listen-peer-urls come from the configured node-ip at every start; an address no
+  interface holds fails at once with etcd's "listen tcp IP:2380: bind: cannot assign requested
+  address" (rke2 #5651); an address that is held but differs from the member list's peer URL is
+  the "Failed to test data store connection: this server is a not a member of the etcd cluster.
+  Found [...=https://OLD:2380], expect: ...=https://NEW:2380" loop, every
+  K3S_STANDIN_NEVER_READY_INTERVAL seconds (default 5), with no API, no READY=1 and no exit
+  until SIGTERM (exit 0), so a unit with TimeoutStartSec=0 stays `activating` (k3s #7558,
+  #2732). `--cluster-reset` rewrites the member peer address and the node's address and exits 0
+  with k3s's "Managed etcd cluster membership has been reset, restart without --cluster-reset
+  flag now..." (k3s #4296, #7148, rke2 #5651).
+- Start to node Ready: a new node is NotReady ("cni plugin not initialized") for
+  K3S_STANDIN_READY_DELAY seconds (default 30; k3s #4340, #4360 report 30-60 s), then Ready.
+- Pods (pods.py): flannel's `flannel.1` (a veth pair: this kernel has no vxlan) and KUBE-, CNI-
+  and FLANNEL iptables chains while k3s runs; once the node is Ready, per packaged component not
+  disabled: `cni0`, a `cni-<uuid>` network namespace with a veth on cni0, a tmpfs at
+  /run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/rootfs and one at
+  /var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~empty-dir/tmp, and a
+  <data-dir>/data/<hash>/bin/containerd-shim-runc-v2 process whose container runs in a cgroup
+  below the unit's (Delegate=yes). With KillMode=process all of it survives `systemctl stop k3s`
+  (k3s #2624, #1965, #1042); a later start finds the shims running and starts no second copy.
+  k3s-killall.sh (the k3s role's) is what removes them.
+- Datastore: kine's table; nodes under /registry/minions as Kubernetes protobuf (`k8s\x00` +
+  runtime.Unknown, protobuf.py: the fields the stand-in uses), the rest as JSON (kine #36).
 - `k3s etcd-snapshot save [--name N] [--dir D]` / `ls` ask the running server,
   as k3s >= 1.29 does: with etcd it writes <name>-<node>-<unix-seconds>
   (default name on-demand, dir server/db/snapshots); with SQLite it fails with
@@ -55,17 +72,17 @@ Modelled behaviours and the k3s issues behind them:
   kept, as in k3s); the next start writes a new k3s.yaml.
 - Airgap images in agent/images/ are "imported" (logged, nothing runs).
 
-Not modelled: containers and pods (nothing runs; pod lists are empty), watches,
+Not modelled: pod objects in the API (pod lists are empty; the pods above are processes and
+mounts only), container images, watches,
 RBAC enforcement, admission, server-side apply, JSON patch, applying
 server/manifests/*.yaml, agents/joining, flannel, traefik, crictl/ctr,
 `k3s check-config`, IPv6 node addresses, etcd snapshots to S3, snapshot restore.
 
 Test hooks (defaults identical to real k3s): K3S_STANDIN_ETC_DIR replaces
-/etc/rancher/k3s; K3S_STANDIN_CRASH_DELAY (seconds, default 3) is how long the
-server lives before the IP-change fatal error; K3S_STANDIN_NEVER_READY (set: on)
-makes `k3s server` behave as embedded etcd after an address change does (k3s #7558,
-#2732): it logs "Failed to test data store connection: this server is a not a member of
-the etcd cluster. Found [...], expect: ..." every K3S_STANDIN_NEVER_READY_INTERVAL
-seconds (default 5), never serves the API, never notifies READY=1 and exits 0 only on
-SIGTERM, so a unit with TimeoutStartSec=0 stays `activating`.
+/etc/rancher/k3s; K3S_STANDIN_CRASH_DELAY (seconds, default 3) is how long the server lives
+before the IP-change fatal error; K3S_STANDIN_READY_DELAY (seconds, default 30) shortens the
+start-to-Ready time where a test does not measure it; K3S_STANDIN_PODS=0 starts no pods, links or
+chains (unit tests on a shared machine); K3S_STANDIN_NEVER_READY (set: on) enters the etcd "not
+a member" loop above on any datastore and address (the recovery's hang tests; the reported
+old peer is K3S_STANDIN_NEVER_READY_PEER, default 10.0.0.1).
 """

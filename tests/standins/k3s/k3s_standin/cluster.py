@@ -50,6 +50,7 @@ def api_version(group: str, version: str) -> str:
 
 
 def key_for(plural: str, namespace: str | None, name: str = "") -> str:
+    plural = "minions" if plural == "nodes" else plural  # the apiserver's historical key for nodes
     return f"/registry/{plural}/{namespace}/{name}" if namespace is not None else f"/registry/{plural}/{name}"
 
 
@@ -188,6 +189,31 @@ class Cluster:
                 return addr.get("address")
         return None
 
+    def node_ready(self) -> bool:
+        node = self.store.get(key_for("nodes", None, self.node_name)) or {}
+        return any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
+        )
+
+    def mark_node_ready(self) -> None:
+        key = key_for("nodes", None, self.node_name)
+        node = self.store.get(key)
+        if not node:
+            return
+        stamp = now_rfc3339()
+        node["metadata"].pop("resourceVersion", None)
+        node["status"]["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        ]
+        self.store.put(key, node)
+
     def register_node(self, etcd: bool) -> None:
         if self.store.get(key_for("nodes", None, self.node_name)):
             return
@@ -222,12 +248,14 @@ class Cluster:
                     {"type": "InternalIP", "address": self.node_ip},
                     {"type": "Hostname", "address": self.node_name},
                 ],
+                # NotReady until the kubelet and CNI are up (server.ready_delay, k3s #4340).
                 "conditions": [
                     {
                         "type": "Ready",
-                        "status": "True",
-                        "reason": "KubeletReady",
-                        "message": "kubelet is posting ready status",
+                        "status": "False",
+                        "reason": "KubeletNotReady",
+                        "message": "container runtime network not ready: NetworkReady=false "
+                        "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
                         "lastHeartbeatTime": stamp,
                         "lastTransitionTime": stamp,
                     }
@@ -327,7 +355,7 @@ class Cluster:
 
     def list(self, res, namespace, label_selector: str = "", field_selector: str = "") -> list[dict]:
         group, version, plural = res
-        prefix = key_for(plural, namespace) if RESOURCES[res][1] and namespace is not None else f"/registry/{plural}/"
+        prefix = key_for(plural, namespace) if RESOURCES[res][1] and namespace is not None else key_for(plural, None)
         items = self.store.list(prefix)
         if label_selector:
             wanted = dict(part.split("=", 1) for part in label_selector.replace("==", "=").split(",") if "=" in part)

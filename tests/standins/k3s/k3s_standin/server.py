@@ -15,7 +15,7 @@ import threading
 import urllib.request
 
 from k3s_standin.api import ApiHandler, TLSServer
-from k3s_standin.cluster import Cluster, key_for
+from k3s_standin.cluster import PACKAGED, Cluster, key_for
 from k3s_standin.common import DEFAULT_DATA_DIR, PEER_PORT, Fatal, git_commit, info, now_rfc3339, warn
 from k3s_standin.config import (
     SERVER_FLAGS_BOOL,
@@ -27,6 +27,7 @@ from k3s_standin.config import (
     load_options,
 )
 from k3s_standin.pki import _write, ensure_tls, ensure_token
+from k3s_standin.pods import start_network, start_pods
 from k3s_standin.store import Store, datastore_kind, db_paths
 
 
@@ -63,11 +64,12 @@ def etcd_member_key() -> str:
     return "/k3s-standin/etcd/member"
 
 
-def never_ready(node_name: str, node_ip: str) -> int:
-    """Test hook K3S_STANDIN_NEVER_READY: embedded etcd after an address change logs "not a
-    member of the etcd cluster" over and over and stays `activating` without exiting or
-    notifying readiness (k3s #7558, #2732; ../shared/facts/k3s-and-vpn.md). The unit's
-    TimeoutStartSec=0 then keeps `systemctl start` waiting forever."""
+def never_ready(node_name: str, node_ip: str, found_peer: str) -> int:
+    """Embedded etcd after an address change: the member list still holds the old peer URL, so
+    k3s logs "not a member of the etcd cluster" over and over and stays `activating` without
+    exiting or notifying readiness (k3s #7558, #2732; ../shared/facts/k3s-and-vpn.md), until
+    `--cluster-reset` rewrites the member (k3s #4296). The unit's TimeoutStartSec=0 then keeps
+    `systemctl start` waiting forever. Exit 0 on SIGTERM."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -75,11 +77,16 @@ def never_ready(node_name: str, node_ip: str) -> int:
     while not stop.is_set():
         info(
             "Failed to test data store connection: this server is a not a member of the etcd cluster. "
-            f"Found [{member}=https://{os.environ.get('K3S_STANDIN_NEVER_READY_PEER', '10.0.0.1')}:{PEER_PORT}], "
-            f"expect: {member}=https://{node_ip}:{PEER_PORT}"
+            f"Found [{member}=https://{found_peer}:{PEER_PORT}], expect: {member}=https://{node_ip}:{PEER_PORT}"
         )
         stop.wait(float(os.environ.get("K3S_STANDIN_NEVER_READY_INTERVAL", "5")))
     return 0
+
+
+def ready_delay() -> float:
+    """Start to node Ready: roughly 30-60 s for a single server with its default pods (k3s #4340,
+    #4360). K3S_STANDIN_READY_DELAY shortens it where a test does not measure it."""
+    return float(os.environ.get("K3S_STANDIN_READY_DELAY", "30"))
 
 
 def cmd_server(argv: list[str], version: str) -> int:
@@ -106,7 +113,8 @@ def cmd_server(argv: list[str], version: str) -> int:
         node_ip = default_route_ipv4()
     info(f"Starting k3s {version} ({git_commit(version)})")
     if os.environ.get("K3S_STANDIN_NEVER_READY"):
-        return never_ready(node_name, node_ip)
+        # Test hook: the same loop on any datastore (the recovery's hang tests run on SQLite).
+        return never_ready(node_name, node_ip, os.environ.get("K3S_STANDIN_NEVER_READY_PEER", "10.0.0.1"))
 
     images = os.path.join(data_dir, "agent", "images")
     for image in sorted(glob.glob(os.path.join(images, "*"))):
@@ -152,10 +160,10 @@ def cmd_server(argv: list[str], version: str) -> int:
                 "Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes"
             )
             return 0
-        # etcd listens for peers on the recorded member address (node-ip on a
-        # first start); an address no interface holds any more fails the bind.
-        peer = (urllib.parse.urlsplit(member["peerURL"]).hostname or "") if member else node_ip
-        if not address_is_local(peer):
+        # k3s renders etcd's listen-peer-urls from the configured node-ip at every start: an
+        # address no interface holds fails the bind (rke2 #5651); one that is held but differs
+        # from the member list's peer URL is the "not a member" loop (k3s #7558, #2732).
+        if not address_is_local(node_ip):
             sys.stderr.write(
                 json.dumps(
                     {
@@ -163,15 +171,19 @@ def cmd_server(argv: list[str], version: str) -> int:
                         "ts": now_rfc3339(),
                         "caller": "embed/etcd.go:539",
                         "msg": "creating peer listener failed",
-                        "error": f"listen tcp {peer}:{PEER_PORT}: bind: cannot assign requested address",
+                        "error": f"listen tcp {node_ip}:{PEER_PORT}: bind: cannot assign requested address",
                     }
                 )
                 + "\n"
             )
             raise Fatal(
                 "starting kubernetes: preparing server: start managed database: "
-                f"listen tcp {peer}:{PEER_PORT}: bind: cannot assign requested address"
+                f"listen tcp {node_ip}:{PEER_PORT}: bind: cannot assign requested address"
             )
+        peer = (urllib.parse.urlsplit(member["peerURL"]).hostname or "") if member else node_ip
+        if peer != node_ip:
+            store.close()
+            return never_ready(node_name, node_ip, peer)
         if not member:
             store.put(etcd_member_key(), {"metadata": {"name": node_name}, "peerURL": f"https://{node_ip}:{PEER_PORT}"})
         etcd_dir = os.path.dirname(os.path.dirname(os.path.dirname(etcd_path)))
@@ -192,9 +204,10 @@ def cmd_server(argv: list[str], version: str) -> int:
     token = ensure_token(data_dir)
     cluster = Cluster(store, data_dir, opts, node_name=node_name, node_ip=node_ip, version=version)
     cluster.ensure_defaults(kind == "etcd")
-    recorded = cluster.recorded_node_ip()
+    # A node already registered keeps its recorded addresses even when node-ip changed: k3s runs
+    # on with the stale InternalIP until the node object is deleted (k3s #5880, #1977, #2827).
     cluster.register_node(kind == "etcd")
-    ip_broken = not address_is_local(node_ip) or (recorded is not None and recorded != node_ip)
+    ip_broken = not address_is_local(node_ip)
 
     tls = os.path.join(data_dir, "server", "tls")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -247,8 +260,26 @@ def cmd_server(argv: list[str], version: str) -> int:
     info("Kube API server is now running")
     if kind == "etcd":
         info("ETCD server is now running")
+    if not ip_broken and ready_delay() <= 0 and not cluster.node_ready():
+        cluster.mark_node_ready()
     info("k3s is up and running")
     sd_notify("READY=1\n")
+    if not ip_broken:
+        start_network()
+        disabled = set(opts.get("disable") or [])
+        pods = [name for name, component in PACKAGED.items() if component not in disabled]
+
+        def kubelet_ready():
+            # The node turns Ready once the kubelet and CNI are up; then the pods start.
+            if not cluster.node_ready():
+                stop.wait(ready_delay())
+                if stop.is_set():
+                    return
+                cluster.mark_node_ready()
+                info(f'Node "{node_name}" is Ready')
+            start_pods(data_dir, version, pods)
+
+        threading.Thread(target=kubelet_ready, name="kubelet", daemon=True).start()
 
     if ip_broken:
         # The apiserver is up; the agent's network policy controller then looks

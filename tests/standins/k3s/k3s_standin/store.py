@@ -7,6 +7,19 @@ import os
 import sqlite3
 import threading
 
+from k3s_standin.protobuf import decode_node, encode_node
+
+# The apiserver stores nodes under /registry/minions as Kubernetes protobuf (kine #36).
+NODES = "/registry/minions/"
+
+
+def _load(name: str, value: bytes):
+    return decode_node(bytes(value)) if name.startswith(NODES) else json.loads(value)
+
+
+def _dump(name: str, obj) -> bytes:
+    return encode_node(obj) if name.startswith(NODES) else json.dumps(obj, sort_keys=True).encode()
+
 
 # ------------------------------------------------------------------ datastore
 class Store:
@@ -35,7 +48,7 @@ class Store:
             row = self._latest(name)
         if not row or row[1]:
             return None
-        obj = json.loads(row[3])
+        obj = _load(name, row[3])
         if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
             obj["metadata"]["resourceVersion"] = str(row[0])
         return obj
@@ -43,13 +56,13 @@ class Store:
     def list(self, prefix: str) -> list[dict]:
         with self.lock:
             rows = self.db.execute(
-                "SELECT k.id, k.value FROM kine k JOIN (SELECT MAX(id) AS mid FROM kine WHERE name LIKE ? GROUP BY"
-                " name) m ON k.id = m.mid WHERE k.deleted = 0 ORDER BY k.name",
+                "SELECT k.id, k.name, k.value FROM kine k JOIN (SELECT MAX(id) AS mid FROM kine WHERE name LIKE ?"
+                " GROUP BY name) m ON k.id = m.mid WHERE k.deleted = 0 ORDER BY k.name",
                 (prefix.replace("%", r"\%") + "%",),
             ).fetchall()
         out = []
-        for rid, value in rows:
-            obj = json.loads(value)
+        for rid, name, value in rows:
+            obj = _load(name, value)
             obj["metadata"]["resourceVersion"] = str(rid)
             out.append(obj)
         return out
@@ -59,7 +72,7 @@ class Store:
             prev = self._latest(name)
             created = 0 if prev and not prev[1] else 1
             create_rev = prev[2] if prev and not prev[1] else 0
-            value = json.dumps(obj, sort_keys=True).encode()
+            value = _dump(name, obj)
             cur = self.db.execute(
                 "INSERT INTO kine (name, created, deleted, create_revision, prev_revision, lease, value, old_value)"
                 " VALUES (?, ?, 0, ?, ?, 0, ?, ?)",
