@@ -68,7 +68,8 @@ def credential_mode_problem(mode):
         return "not an octal mode string such as '0600' (quote it in YAML)"
     bits = int(text, 8)
     reasons = [
-        what for bit, what in ((0o020, "group-writable"), (0o002, "world-writable"), (0o004, "world-readable"))
+        what
+        for bit, what in ((0o020, "group-writable"), (0o002, "world-writable"), (0o004, "world-readable"))
         if bits & bit
     ]
     return ", ".join(reasons)
@@ -86,7 +87,7 @@ def checksum_mismatch(result, var, source, expected=None):
     match = _GET_URL_MISMATCH.search(str(msg))
     if not match:
         return ""
-    return "%s: %s has sha256 %s, expected %s" % (
+    return "%s: the sha256 checksum of %s is %s, expected %s" % (
         var,
         source,
         match.group("actual").lower(),

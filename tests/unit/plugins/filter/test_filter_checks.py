@@ -81,9 +81,9 @@ def test_a_get_url_checksum_mismatch_names_variable_source_and_both_digests():
     # get_url's own message (ansible-core 2.19 modules/get_url.py)
     result = {"failed": True, "msg": f"The checksum for /tmp/tmpab12 did not match {'A' * 64}; it was {'b' * 64}."}
     assert checksum_mismatch(result, "k3s_sha256", "http://x/k3s", "a" * 64) == (
-        f"k3s_sha256: http://x/k3s has sha256 {'b' * 64}, expected {'a' * 64}"
+        f"k3s_sha256: the sha256 checksum of http://x/k3s is {'b' * 64}, expected {'a' * 64}"
     )
-    assert checksum_mismatch(result, "v", "u") == f"v: u has sha256 {'b' * 64}, expected {'a' * 64}"
+    assert checksum_mismatch(result, "v", "u") == f"v: the sha256 checksum of u is {'b' * 64}, expected {'a' * 64}"
 
 
 def test_other_failures_are_not_checksum_mismatches():
