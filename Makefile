@@ -4,6 +4,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
+# The lowest supported ansible-core (requirements-lowest.txt): sanity and the
+# unit tests also run with it (lane item `lowest`).
+VENV_LOWEST ?= .venv-lowest
+# ... on the lowest controller Python it supports (Ubuntu 22.04's 3.10) where
+# the machine has one, so the filters and modules are imported by 3.10 too.
+# (a pyenv shim may name python3.10 and still refuse to run it: each candidate
+# must start).
+PYTHON_LOWEST ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 $(PYTHON); do \
+  if "$$p" -c '' 2>/dev/null; then echo "$$p"; break; fi; done)
 PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
@@ -17,11 +26,16 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml, which a second lane's load would distort.
 # The longest scenarios start first, so the lanes end close together.
-LANE_1 ?= recover-sqlite vpn harness k3s-standin k3s
-LANE_2 ?= unit recover-etcd docker nordvpn stack
+# An item `scenario@suite+suite` runs the scenario once with a test host per
+# listed suite side by side (tests/images/platforms.py): the declared Ubuntu
+# targets get the docker and default scenarios that way.
+LANE_1 ?= recover-sqlite vpn harness k3s-standin k3s default@jammy+noble
+LANE_2 ?= unit recover-etcd docker nordvpn stack docker@jammy+noble lowest
+# The test-host images of the other declared distributions (lane @ items).
+EXTRA_SUITES ?= jammy noble
 SOLO ?= default
 SCENARIO ?=
-SANITY_ROOT := .cache/sanity/ansible_collections/integr8scode/provision
+SANITY_ROOT = .cache/sanity-$(notdir $(VENV))/ansible_collections/integr8scode/provision
 # The tests' Compose v2 CLI plugin lives in a Docker client configuration
 # directory of the checkout's own: in /usr/local/lib/docker/cli-plugins or
 # ~/.docker/cli-plugins it would shadow the host's Compose for everyone.
@@ -41,7 +55,7 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup setup-dev changelog image fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
+.PHONY: help setup setup-dev changelog image images lowest fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,12 +76,22 @@ setup-dev: ## Maintainer set-up: .venv with the pinned test toolchain, Compose v
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt
+	@# The lowest supported ansible-core beside it, with the same collections
+	@# (the `ansible` package, whose collections support ansible-core >= 2.15;
+	@# the package itself asks for Python 3.11 only for its ansible-core pin).
+	$(PYTHON_LOWEST) -m venv $(VENV_LOWEST)
+	$(VENV_LOWEST)/bin/pip install --quiet --upgrade pip
+	$(VENV_LOWEST)/bin/pip install --quiet -r requirements-lowest.txt
+	$(VENV_LOWEST)/bin/pip install --quiet --no-deps --ignore-requires-python $$(grep -E '^ansible==' requirements-dev.txt)
 	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
 	mkdir -p "$(DOCKER_CONFIG)/cli-plugins"; install -m 0755 "$$plugin" "$(DOCKER_CONFIG)/cli-plugins/docker-compose"; \
 	echo "docker compose plugin: $(DOCKER_CONFIG)/cli-plugins/docker-compose"
 
 image: ## Build (or reuse from cache) the systemd test-host image
 	tests/images/build-test-image.sh
+
+images: image ## Also the test-host images of EXTRA_SUITES (Ubuntu 22.04, 24.04)
+	@for suite in $(EXTRA_SUITES); do TEST_IMAGE_SUITE=$$suite tests/images/build-test-image.sh; done
 
 fixtures: image ## Build (or reuse from cache) the fixture stack image the scenarios load
 	tests/fixtures/build-fixture-images.sh
@@ -82,7 +106,7 @@ changelog: ## CHANGELOG.md and CHANGELOG.rst from changelogs/ (after `antsibull-
 	antsibull-changelog generate
 
 sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8scode/provision
-	rm -rf .cache/sanity && mkdir -p $(SANITY_ROOT)
+	rm -rf .cache/sanity-$(notdir $(VENV)) && mkdir -p $(SANITY_ROOT)
 	@pip_version=$$(grep -oP "pip='\\K[0-9.]+" $$($(BIN)/python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py); \
 	cache=$$HOME/.ansible/test/cache/get_pip_$${pip_version//./_}.py; \
 	mkdir -p "$$(dirname "$$cache")"; install -m 0644 tests/sanity/get_pip_bootstrap.py "$$cache"
@@ -95,6 +119,11 @@ sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8
 unit: image ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
 	pytest tests/unit
 
+lowest: image ## Sanity, unit tests and the playbooks' syntax with the lowest supported ansible-core
+	@echo "$$($(VENV_LOWEST)/bin/ansible --version | head -n 1), $$($(VENV_LOWEST)/bin/python --version)"
+	$(MAKE) --no-print-directory VENV=$(VENV_LOWEST) sanity unit
+	$(VENV_LOWEST)/bin/ansible-playbook --syntax-check -i inventory/sample/hosts.yml site.yml playbooks/*.yml
+
 molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
 	@$(MAKE) --no-print-directory lane-only LANE_only="$(or $(SCENARIO),$(SCENARIOS))"
 
@@ -102,12 +131,20 @@ molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
 lane-%:
 	@for s in $(LANE_$*); do \
 	  start=$$(date +%s); \
-	  if [ "$$s" = unit ]; then echo "==> unit"; pytest tests/unit; \
-	  else echo "==> molecule test -s $$s"; molecule test -s $$s; fi; \
+	  case "$$s" in \
+	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
+	  lowest) echo "==> lowest"; $(MAKE) --no-print-directory lowest ;; \
+	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
+	    echo "==> molecule test -s $$scenario on $$suites"; \
+	    $(BIN)/python tests/images/platforms.py "$$suites" "$$config"; \
+	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$scenario@$$suites \
+	      molecule --base-config "$$config" test -s "$$scenario" ;; \
+	  *) echo "==> molecule test -s $$s"; molecule test -s $$s ;; \
+	  esac; \
 	  echo "==> $$s took $$(( $$(date +%s) - start ))s"; \
 	done
 
-lanes: fixtures ## The unit tests and every scenario in two concurrent lanes
+lanes: fixtures images ## The unit tests and every scenario in two concurrent lanes
 	@start=$$(date +%s); \
 	( $(MAKE) --no-print-directory lane-1 2>&1 | sed -u 's/^/[lane 1] /' ) & one=$$!; \
 	( $(MAKE) --no-print-directory lane-2 2>&1 | sed -u 's/^/[lane 2] /' ) & two=$$!; \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import yaml
@@ -81,6 +82,62 @@ def compose(host, args: str) -> str:
 def health(host, service: str) -> dict:
     cid = compose(host, f"ps -q {service}").strip()
     return json.loads(sh(host, f"docker inspect -f '{{{{json .State.Health}}}}' {cid}"))
+
+
+# The fixture's workers log every change of the answer their own token gets from the k3s API
+# (tests/fixtures/stack/image/fixture.py, `worker`).
+API_ANSWER = re.compile(r"k3s API answered (.+)$", re.MULTILINE)
+
+
+def worker_view(host, service: str) -> dict:
+    """A worker's container state, restart count, and the last answer its own kubeconfig got
+    from the k3s API since its last start (None before the first), with its log tail."""
+    cid = compose(host, f"ps -q {service}").strip()
+    if not cid:
+        return dict(service=service, state=None, restarts=None, answer=None, tail="no container")
+    info = json.loads(sh(host, f"docker inspect {cid}"))[0]
+    log = host.run(f"docker logs --since {info['State']['StartedAt']} {cid} 2>&1").stdout
+    answers = API_ANSWER.findall(log)
+    return dict(
+        service=service,
+        state=info["State"],
+        restarts=info["RestartCount"],
+        answer=answers[-1].strip() if answers else None,
+        tail=" | ".join(log.strip().splitlines()[-3:]),
+    )
+
+
+def worker_state(host, service: str) -> tuple[bool, str]:
+    """(up, detail) of a worker. The workers have no healthcheck, as upstream's; up is what would
+    show on upstream: the container runs and is not restarting, and the last answer its own
+    kubeconfig got from the k3s API since its last start is 200 (it exits when its start-up
+    request fails, so a bad kubeconfig is a crash loop, never up)."""
+    found = worker_view(host, service)
+    state = found["state"]
+    if state is None:
+        return False, f"{service}: no container"
+    up = state["Status"] == "running" and not state["Restarting"] and found["answer"] == "200"
+    return up, (
+        f"{service}: {state['Status']}, restarting={state['Restarting']}, exit code {state['ExitCode']}, "
+        f"{found['restarts']} restarts, started {state['StartedAt']}, last k3s API answer {found['answer']!r}; "
+        f"log since start: {found['tail']}"
+    )
+
+
+def wait_worker_up(host, service: str, limit: float = 180) -> str:
+    """Poll worker_state until the worker is up (a state it reaches on its own); the failure
+    carries the last detail seen. The limit only bounds a hang."""
+    seen = {}
+
+    def check():
+        up, seen["detail"] = worker_state(host, service)
+        return up
+
+    try:
+        wait_until(check, f"{service} up", limit)
+    except AssertionError:
+        raise AssertionError(f"{service} never was up: {seen['detail']}") from None
+    return seen["detail"]
 
 
 def k3s_config(host) -> dict:

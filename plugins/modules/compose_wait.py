@@ -14,8 +14,18 @@ short_description: Wait until a Docker Compose project is up, judging one-shots 
 version_added: "0.1.0"
 description:
   - Waits for the containers of a Compose project (found by the C(com.docker.compose.project) and
-    C(com.docker.compose.service) labels) until every long-running service is running and, where
-    it has a healthcheck, healthy, and every one-shot service has exited 0.
+    C(com.docker.compose.service) labels) until every long-running service is ready and every
+    one-shot service has exited 0.
+  - A long-running service with a healthcheck is ready when it is running and C(healthy). One
+    without a healthcheck (upstream Integr8sCode's workers C(k8s-worker), C(pod-monitor),
+    C(result-processor) and the others have none, so for Compose "started" means running) is
+    ready when its container is running, not restarting, and has stayed up for O(stable_seconds)
+    since its last start, so its restart count did not climb during that window. A worker with a
+    bad kubeconfig runs for a moment and exits; such a crash loop is never ready and fails once
+    it passes O(restart_threshold).
+  - Running says nothing about whether a worker can use the k3s API; prove that separately with
+    the app kubeconfig's token (M(integr8scode.provision.app_kubeconfig), as the stack role and
+    the recovery do).
   - One-shots are recognised from the project's own definition, the services others depend on with
     a C(service_completed_successfully) condition (Integr8sCode's C(base), C(shared-ca),
     C(cert-generator), C(user-seed)); O(oneshot) adds more. C(docker compose up --wait) has a
@@ -24,7 +34,8 @@ description:
     than O(restart_threshold) times, or a long-running service has exited and will not be
     restarted; a service unhealthy for longer than O(unhealthy_grace) fails with its healthcheck
     log. The failure carries the last healthcheck outputs and the last O(log_lines) log lines of
-    the failing containers.
+    the failing containers. The message names each failing service with its state, restart
+    count and exit code, and ends with its last log lines.
   - Container environment values are never returned, and are masked where they appear in logs
     or healthcheck outputs.
 options:
@@ -70,13 +81,15 @@ options:
     description: Seconds a service may stay C(unhealthy) before the module fails with its healthcheck log.
     type: float
     default: 30
-  stable_after_restart:
+  stable_seconds:
     description:
-      - A container without a healthcheck that has restarted counts as ready only once it has stayed
-        up this many seconds, so a crash loop is not mistaken for readiness between two restarts.
-        Containers that never restarted count as ready as soon as they run.
+      - A container without a healthcheck counts as ready only once it has been running this many
+        seconds since its last start (Docker's C(State.StartedAt)), so a crash loop caught between
+        two restarts, or a worker that exits a moment after starting, is not mistaken for
+        readiness. It applies whether or not the container has restarted before.
     type: float
-    default: 2
+    default: 5
+    aliases: [stable_after_restart]
   log_lines:
     description: Log lines returned per failing container.
     type: int
@@ -92,7 +105,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - integr8scode.provision.poll
 requirements:
-  - docker (Python SDK, Debian C(python3-docker) 5.0.3 or later)
+  - The Docker Engine API on the host (the standard library talks to it; no Docker SDK for Python).
 author:
   - integr8scode.provision maintainers (@integr8scode)
 notes:
@@ -147,6 +160,9 @@ services:
       C(seconds_to_ready) (seconds from the start of the wait until it was first seen ready, null
       when never) and C(started_at) (the container's last start, epoch seconds). With several
       replicas the least ready container is reported.
+    - C(ready) of a service without a healthcheck (C(health) null) means running, not restarting,
+      and up for at least O(stable_seconds) since its last start; it does not prove the service's
+      credentials work (see the description).
   returned: always
   type: dict
   sample:
@@ -154,6 +170,8 @@ services:
                      ready: true, containers: 1, seconds_to_ready: 4.2}
     backend: {state: running, health: healthy, exit_code: 0, restart_count: 0, oneshot: false,
               ready: true, containers: 1, seconds_to_ready: 31.7}
+    k8s-worker: {state: running, health: null, exit_code: 0, restart_count: 0, oneshot: false,
+                 ready: true, containers: 1, seconds_to_ready: 6.1}
 elapsed:
   description: Seconds waited.
   returned: always
@@ -179,15 +197,14 @@ logs:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
     ComposeProbe,
     EventWaker,
     failure_details,
+    with_log_tail,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
     ComposeError,
     DockerException,
     docker_client,
@@ -210,7 +227,7 @@ def main():
         oneshot=dict(type="list", elements="str", default=[]),
         restart_threshold=dict(type="int", default=3),
         unhealthy_grace=dict(type="float", default=30.0),
-        stable_after_restart=dict(type="float", default=2.0),
+        stable_seconds=dict(type="float", default=5.0, aliases=["stable_after_restart"]),
         log_lines=dict(type="int", default=30),
         docker_host=dict(type="str"),
     )
@@ -224,10 +241,8 @@ def main():
     errors = validate_poll_params(p)
     if p["restart_threshold"] < 0:
         errors.append("restart_threshold must be zero or positive, got %d" % p["restart_threshold"])
-    if p["stable_after_restart"] < 0:
-        errors.append(
-            "stable_after_restart must be zero or a positive number of seconds, got %r" % p["stable_after_restart"]
-        )
+    if p["stable_seconds"] < 0:
+        errors.append("stable_seconds must be zero or a positive number of seconds, got %r" % p["stable_seconds"])
     if p["unhealthy_grace"] < 0:
         errors.append("unhealthy_grace must be zero or a positive number of seconds, got %r" % p["unhealthy_grace"])
     if p["log_lines"] < 0:
@@ -236,12 +251,10 @@ def main():
         errors.append("project_name must not be empty")
     if errors:
         module.fail_json(msg="; ".join(errors))
-    # Check mode returns before anything the host may still lack (the SDK, the project directory):
+    # Check mode returns before anything the host may still lack (Docker, the project directory):
     # on a bare host the roles install them in the same run.
     if module.check_mode:
         module.exit_json(**check_mode_result(project=p["project_name"], services={}))
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker (python3-docker)"), exception=DOCKER_IMPORT_ERROR)
     if p["project_src"] and not os.path.isdir(p["project_src"]):
         module.fail_json(msg="project_src %s is not a directory" % p["project_src"])
 
@@ -272,7 +285,7 @@ def main():
         oneshots,
         restart_threshold=p["restart_threshold"],
         unhealthy_grace=p["unhealthy_grace"],
-        stable_after_restart=p["stable_after_restart"],
+        stable_seconds=p["stable_seconds"],
     )
     waker = EventWaker(client, definition.name)
     try:
@@ -300,7 +313,7 @@ def main():
         msg = "compose project %s cannot become ready: %s" % (definition.name, outcome.message)
     else:
         msg = "compose project %s not ready after %ss: %s" % (definition.name, p["timeout"], outcome.message)
-    module.fail_json(msg=msg, **result)
+    module.fail_json(msg=with_log_tail(msg, logs), **result)
 
 
 if __name__ == "__main__":

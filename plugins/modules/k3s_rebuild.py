@@ -32,9 +32,11 @@ description:
     is Ready at O(node_ip) (the probe of integr8scode.provision.k3s_ready).
   - Then refreshes O(user_kubeconfig) from the new admin kubeconfig, re-runs the app's
     cert-generator one-shot and waits until it exits 0 and wrote a new kubeconfig, starts the
-    workers that read it and waits until they are healthy (the probe of
-    integr8scode.provision.compose_wait), and proves the app's kubeconfig with a real API request
-    using its token. A failure after the deletion keeps the backup and says how to restore it.
+    workers that read it and waits until they are ready (the probe of
+    integr8scode.provision.compose_wait; upstream's workers have no healthcheck, so running, not
+    restarting and up for 5 seconds since a start after the kubeconfig was written), and proves
+    the app's kubeconfig with a real API request using its token. A failure after the deletion
+    keeps the backup and says how to restore it.
   - O(state=restored) verifies a backup and puts config.yaml, C(server/db) and C(server/tls) back,
     restarting k3s; O(state=verified) only verifies a backup (read-only).
 options:
@@ -204,8 +206,8 @@ attributes:
   diff_mode:
     support: none
 notes:
-  - Needs the Docker SDK for Python (python3-docker) and the Kubernetes client (python3-kubernetes)
-    on the host when an app is reconnected; the k3s and stack roles install them.
+  - Needs the Kubernetes client (python3-kubernetes) on the host, which the k3s role installs; the
+    app's containers are reached through the Docker Engine API with the standard library.
 seealso:
   - module: integr8scode.provision.k3s_drift
   - module: integr8scode.provision.k3s_ready
@@ -287,7 +289,9 @@ started_at:
   returned: always
   type: float
 workers_ready_at:
-  description: Epoch seconds when the workers were healthy (null without an app).
+  description: >-
+    Epoch seconds when the workers were ready (running without a restart for 5 seconds; they have
+    no healthcheck, as upstream's), before the token proof (null without an app).
   returned: state=rebuilt
   type: float
 stage:
@@ -305,10 +309,6 @@ restore_command:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (
     ARGUMENT_SPEC,
     ModuleFailure,
@@ -341,8 +341,6 @@ def main():
             msg="check mode: would back up to %s and %s k3s onto %s" % (p["backup_dir"], p["strategy"], p["node_ip"]),
         )
         module.exit_json(**job.result)
-    if job.app_present() and not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker (python3-docker)"), exception=DOCKER_IMPORT_ERROR)
     if p["state"] == "rebuilt" and not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes (python3-kubernetes)"), exception=KUBERNETES_IMPORT_ERROR)
 

@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
-# Builds the local systemd test-host image from Debian packages (no registry
-# is reachable on our machines, see shared/facts/test-environment.md) and
-# caches it by a hash of this recipe: a rerun with an unchanged recipe only
-# checks that the tagged image exists.
+# Builds a local systemd test-host image from distribution packages (no
+# registry is reachable on our machines, see shared/facts/test-environment.md)
+# and caches it by a hash of this recipe: a rerun with an unchanged recipe
+# only checks that the tagged image exists.
+#
+# Suites: bookworm (Debian 12, the default: integr8scode-testhost:latest),
+# jammy and noble (Ubuntu 22.04 / 24.04: integr8scode-testhost:<suite>), the
+# declared targets of the collection.
 #
 # Usage: tests/images/build-test-image.sh [--print-name]
-# Env:   TEST_IMAGE_REPO (default integr8scode-testhost), DEBIAN_MIRROR
-#        (default: the URIs: line of /etc/apt/sources.list.d/debian.sources)
+# Env:   TEST_IMAGE_SUITE (default bookworm), TEST_IMAGE_REPO (default
+#        integr8scode-testhost), DEBIAN_MIRROR (default: the URIs: line of
+#        /etc/apt/sources.list.d/debian.sources), UBUNTU_MIRROR (default
+#        http://archive.ubuntu.com/ubuntu: a Debian host has no Ubuntu source
+#        to read one from)
 set -euo pipefail
 
-suite=bookworm
+suite=${TEST_IMAGE_SUITE:-bookworm}
 packages=systemd,systemd-sysv,python3,python3-apt,python3-cryptography,python3-cffi-backend,python3-yaml,iproute2,iptables,ca-certificates,sudo,dbus,procps,curl,kmod,sqlite3,less,git,nftables
 repo=${TEST_IMAGE_REPO:-integr8scode-testhost}
+# Debian's archive keyring is on every Debian host; Ubuntu's is not packaged
+# for bookworm, so debootstrap gets Ubuntu's own keyring package, pinned by
+# digest (the trust anchor for the Release files it then verifies).
+ubuntu_keyring_deb=pool/main/u/ubuntu-keyring/ubuntu-keyring_2023.11.28.1_all.deb
+ubuntu_keyring_sha256=36de43b15853ccae0028e9a767613770c704833f82586f28eb262f0311adb8a8
+
+case "$suite" in
+  bookworm) family=debian alias=latest ;;
+  jammy | noble) family=ubuntu alias=$suite ;;
+  *)
+    echo "TEST_IMAGE_SUITE=$suite: expected bookworm, jammy or noble" >&2
+    exit 2
+    ;;
+esac
 
 # The tag is the hash of everything that shapes the image.
 recipe_hash=$( { echo "$suite $packages"; cat "$0"; } | sha256sum | cut -c1-12)
-image="$repo:$recipe_hash"
+if [ "$family" = debian ]; then image="$repo:$recipe_hash"; else image="$repo:$suite-$recipe_hash"; fi
 
 if [ "${1:-}" = "--print-name" ]; then
   echo "$image"
@@ -24,32 +45,54 @@ fi
 
 if docker image inspect "$image" >/dev/null 2>&1; then
   echo "test image $image is cached"
-  docker tag "$image" "$repo:latest"
+  docker tag "$image" "$repo:$alias"
   exit 0
 fi
 
-mirror=${DEBIAN_MIRROR:-}
-if [ -z "$mirror" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-fi
-if [ -z "$mirror" ] && [ -r /etc/apt/sources.list ]; then
-  mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
-fi
-if [ -z "$mirror" ]; then
-  echo "no Debian mirror found: set DEBIAN_MIRROR" >&2
-  exit 2
+debootstrap_args=(--variant=minbase --include="$packages")
+if [ "$family" = debian ]; then
+  mirror=${DEBIAN_MIRROR:-}
+  if [ -z "$mirror" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$mirror" ] && [ -r /etc/apt/sources.list ]; then
+    mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
+  fi
+  if [ -z "$mirror" ]; then
+    echo "no Debian mirror found: set DEBIAN_MIRROR" >&2
+    exit 2
+  fi
+  components=main
+  pockets=("$suite" "$suite-updates")
+  script=()
+else
+  mirror=${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+  # A stock Ubuntu install enables universe, where docker.io and
+  # python3-kubernetes live.
+  components=main,universe
+  pockets=("$suite" "$suite-updates" "$suite-security")
+  keyring_dir=$(mktemp -d /tmp/ubuntu-keyring.XXXXXX)
+  curl -fsS -o "$keyring_dir/keyring.deb" "$mirror/$ubuntu_keyring_deb"
+  echo "$ubuntu_keyring_sha256  $keyring_dir/keyring.deb" | sha256sum -c --quiet
+  dpkg-deb -x "$keyring_dir/keyring.deb" "$keyring_dir/root"
+  debootstrap_args+=(--keyring="$keyring_dir/root/usr/share/keyrings/ubuntu-archive-keyring.gpg" --components="$components")
+  # Bookworm's debootstrap predates noble; every Ubuntu suite uses the gutsy script.
+  script=(/usr/share/debootstrap/scripts/gutsy)
 fi
 
 rootfs=$(mktemp -d /tmp/testhost-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs" ${keyring_dir:+"$keyring_dir"}' EXIT
 echo "debootstrap $suite from $mirror into $rootfs"
-debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >/tmp/debootstrap.log 2>&1 || {
-  tail -n 30 /tmp/debootstrap.log >&2
+log=/tmp/debootstrap-$suite.log
+debootstrap "${debootstrap_args[@]}" "$suite" "$rootfs" "$mirror" "${script[@]}" >"$log" 2>&1 || {
+  tail -n 30 "$log" >&2
   exit 1
 }
 
 # Apt inside the test host uses the same mirror the build used.
-printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$suite" "$mirror" "$suite" >"$rootfs/etc/apt/sources.list"
+for pocket in "${pockets[@]}"; do
+  echo "deb $mirror $pocket ${components//,/ }"
+done >"$rootfs/etc/apt/sources.list"
 # Units that make no sense in a container and slow or break boot.
 for unit in systemd-resolved.service systemd-timesyncd.service getty.target console-getty.service \
   systemd-logind.service sys-kernel-config.mount sys-kernel-debug.mount systemd-remount-fs.service; do
@@ -62,5 +105,5 @@ tar -C "$rootfs" -c . | docker import \
   --change 'CMD ["/lib/systemd/systemd"]' \
   --change 'ENV container=docker' \
   - "$image" >/dev/null
-docker tag "$image" "$repo:latest"
-echo "built test image $image"
+docker tag "$image" "$repo:$alias"
+echo "built test image $image ($repo:$alias)"

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from testhost import CONFIG, STACK, compose, eth0_ip, flat, health, sh, unit, wait_until
+from testhost import CONFIG, STACK, compose, eth0_ip, flat, sh, unit, wait_until, wait_worker_up
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
@@ -199,4 +199,4 @@ def test_the_hang_is_undone_by_the_rollback_it_names(host, ansible_playbook):
     # kubeconfig was issued by, so starting them is all that is left.
     compose(host, "start " + " ".join(WORKERS))
     for worker in WORKERS:
-        wait_until(lambda w=worker: health(host, w)["Status"] == "healthy", f"{worker} healthy after the rollback")
+        wait_worker_up(host, worker)

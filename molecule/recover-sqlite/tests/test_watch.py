@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_recover import datastore
 from test_safety import BACKUPS, WORKERS, apply_watch_tasks, assert_verifies, node_ready_at
-from testhost import app_kubeconfig, change_address, eth0_ip, flat, health, k3s_config, sh, wait_until
+from testhost import app_kubeconfig, change_address, eth0_ip, flat, k3s_config, sh, wait_until, worker_state
 
 PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
 STATE_FILE = "/var/lib/integr8scode-k3s-watch/state.json"
@@ -49,14 +49,14 @@ def watch_state(host) -> dict:
 
 
 def healed_onto(host, address: str) -> bool:
-    """k3s at the new address, the app kubeconfig pointing at it, the workers healthy. While the
+    """k3s at the new address, the app kubeconfig pointing at it, the workers up (worker_state). While the
     recovery runs, files are rewritten and containers stopped: a failed read means not yet."""
     try:
         if k3s_config(host).get("node-ip") != address or not node_ready_at(host, address):
             return False
         if app_kubeconfig(host)["clusters"][0]["cluster"]["server"] != f"https://{address}:6443":
             return False
-        return all(health(host, w)["Status"] == "healthy" for w in WORKERS)
+        return all(worker_state(host, w)[0] for w in WORKERS)
     except (AssertionError, ValueError, KeyError, TypeError):
         return False
 

@@ -1,8 +1,7 @@
 """The opt-in kubeconfig refresh timer: installed, and its service works when triggered."""
 
-import time
-
 from stackhost import APP_TOKEN_CMD, KUBECONFIG, api_status, app_kubeconfig, containers
+from testhost import wait_worker_up
 
 UNIT = "integr8scode-kubeconfig-refresh"
 
@@ -34,12 +33,8 @@ def test_triggered_refresh_writes_a_new_token_and_restarts_the_workers(host):
     assert api_status(host, server, APP_TOKEN_CMD) == 200
 
 
-def test_workers_are_healthy_with_the_new_token(host):
-    # Health is a state the containers reach on their own after the restart;
-    # poll it (bounded) rather than asserting on elapsed time.
-    for _attempt in range(60):
-        found = containers(host)
-        if all(found[n]["State"].get("Health", {}).get("Status") == "healthy" for n in ("k8s-worker", "pod-monitor")):
-            return
-        time.sleep(1)
-    raise AssertionError({n: containers(host)[n]["State"].get("Health") for n in ("k8s-worker", "pod-monitor")})
+def test_workers_run_with_the_new_token(host):
+    # No healthcheck on the workers (as upstream): running, not restarting, and their own start-up
+    # request with the new token answered 200; a state they reach on their own, polled (bounded).
+    for name in ("k8s-worker", "pod-monitor"):
+        wait_worker_up(host, name)

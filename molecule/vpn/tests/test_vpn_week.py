@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from testhost import CONFIG, STACK, eth0_ip, flat, health, k3s_config, sh, switch_ip
+from testhost import CONFIG, STACK, eth0_ip, flat, k3s_config, sh, switch_ip, worker_state
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
@@ -89,11 +89,6 @@ def node(host, lan_ip: str) -> tuple[bool, str]:
     return (ready, internal) == ("True", [lan_ip]), f"Ready={ready} InternalIP={internal}"
 
 
-def worker_health(host, service: str) -> tuple[bool, str]:
-    state = health(host, service) or {}
-    return state.get("Status") == "healthy", str(state)
-
-
 def backend(host) -> tuple[bool, str]:
     result = host.run("curl -sk --max-time 5 https://localhost/api/v1/health/live")
     try:
@@ -134,7 +129,7 @@ def check_host(host, ansible_playbook, name: str, lan_ip: str, *extra: str):
     )
     eventually(lambda: node(host, lan_ip), f"step {name}: the node never was Ready with InternalIP {lan_ip}")
     for worker in ("k8s-worker", "pod-monitor"):
-        eventually(lambda w=worker: worker_health(host, w), f"step {name}: {worker} never was healthy")
+        eventually(lambda w=worker: worker_state(host, w), f"step {name}: {worker} never was up")
     eventually(lambda: backend(host), f"step {name}: the backend's /api/v1/health/live never answered status ok")
     detail = eventually(
         lambda: worker_api(host),

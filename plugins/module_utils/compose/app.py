@@ -18,6 +18,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     ComposeProbe,
     EventWaker,
     failure_details,
+    with_log_tail,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import containers_of
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
@@ -31,7 +32,8 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.poll import
 # A worker that restarts more often than this while waiting is crash-looping.
 RESTART_THRESHOLD = 3
 UNHEALTHY_GRACE = 30.0
-STABLE_AFTER_RESTART = 2.0
+# Upstream's workers have no healthcheck: ready is running without a restart for this long (probe.py).
+STABLE_SECONDS = 5.0
 LOG_LINES = 30
 
 
@@ -61,7 +63,7 @@ def wait_services(client, definition, services, oneshots, *, timeout, what):
         oneshots,
         restart_threshold=RESTART_THRESHOLD,
         unhealthy_grace=UNHEALTHY_GRACE,
-        stable_after_restart=STABLE_AFTER_RESTART,
+        stable_seconds=STABLE_SECONDS,
     )
     waker = EventWaker(client, definition.name)
     try:
@@ -73,12 +75,23 @@ def wait_services(client, definition, services, oneshots, *, timeout, what):
         bad = sorted((outcome.observation.get("failed") or outcome.observation.get("waiting") or {}).keys())
         health_logs, logs = failure_details(client, probe, bad, LOG_LINES)
         raise AppError(
-            "%s did not become ready: %s" % (what, outcome.message),
+            with_log_tail("%s did not become ready: %s" % (what, outcome.message), logs),
             services=seen,
             healthcheck_logs=health_logs,
             logs=logs,
         )
     return seen
+
+
+def stale_workers(services, written_at):
+    """Workers (of a wait_services report) whose container last started before the kubeconfig was
+    written, with their start time; upstream's workers read it only at start-up. ``written_at`` is
+    the file's mtime in whole seconds, hence the comparison on whole seconds."""
+    return {
+        name: entry["started_at"]
+        for name, entry in services.items()
+        if written_at is not None and entry.get("started_at") is not None and int(entry["started_at"]) < written_at
+    }
 
 
 def reconnect_app(
@@ -126,8 +139,16 @@ def reconnect_app(
         client, definition, list(workers), definition.oneshots, timeout=timeout, what=", ".join(workers)
     )
     report["workers_ready_at"] = time.time()
+    stale = stale_workers(report["workers"], facts["mtime"])
+    if stale:
+        raise AppError(
+            "%s started before %s was written (%s): they hold the old kubeconfig, read only at start-up"
+            % (", ".join(sorted(stale)), kubeconfig, "; ".join("%s at %s" % i for i in sorted(stale.items()))),
+            services=report["workers"],
+        )
     if on_phase:
         on_phase("workers")
+    # The workers have no healthcheck (upstream): that their token works is proven here.
     accepted, status, error = prove_token(config, probe_path)
     if not accepted:
         raise AppError(

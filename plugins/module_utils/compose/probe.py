@@ -2,7 +2,8 @@
 # Copyright: integr8scode.provision maintainers
 # Apache License 2.0 (see galaxy.yml)
 """The poll probe that judges a Compose project's services (one-shots by exit code, the rest by
-running and health, crash loops by restart count), the Docker event stream that wakes the poll,
+health where they have a healthcheck, else by running without a restart for a stable window,
+crash loops by restart count), the Docker event stream that wakes the poll,
 and the failure details (healthcheck output and logs, environment values masked). Every setting
 is an explicit argument; compose_wait passes its options, k3s_rebuild its own values.
 """
@@ -27,6 +28,8 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 from ansible_collections.integr8scode.provision.plugins.module_utils.poll import ProbeResult
 
 HEALTH_LOG_ENTRIES = 5
+# Log lines of each failing service quoted in a failure message (all of them are in ``logs``).
+MESSAGE_LOG_LINES = 3
 
 
 class EventWaker:
@@ -77,13 +80,13 @@ class ComposeProbe:
         *,
         restart_threshold=3,
         unhealthy_grace=30.0,
-        stable_after_restart=2.0,
+        stable_seconds=5.0,
         clock=time.monotonic,
     ):
         self.p = dict(
             restart_threshold=restart_threshold,
             unhealthy_grace=unhealthy_grace,
-            stable_after_restart=stable_after_restart,
+            stable_seconds=stable_seconds,
         )
         self.client = client
         self.definition = definition
@@ -116,16 +119,22 @@ class ComposeProbe:
         elif status == "running" and health == "healthy":
             self.unhealthy_since.pop(cid, None)
             return "ready", ""
-        elif status == "running" and health is None:
+        elif status == "running" and health is None and not state.get("Restarting"):
+            # Upstream's workers have no healthcheck ("started" = running), and a worker with a bad
+            # kubeconfig runs for a moment before it exits (fixture.py's worker, after upstream's):
+            # running counts only once it has lasted stable_seconds, so a crash loop caught
+            # between two restarts is never ready. Any restart resets StartedAt, so this is also
+            # "restart count unchanged across the window".
             uptime = uptime_seconds(state.get("StartedAt"))
-            if restarts == 0 or uptime is None or uptime >= p["stable_after_restart"]:
+            if uptime is not None and uptime >= p["stable_seconds"]:
                 return "ready", ""
 
         stopped = status in ("exited", "dead", "restarting")
         if restarts - baseline > p["restart_threshold"] or (stopped and restarts > p["restart_threshold"]):
-            return "failed", "restarted %d times (restart_threshold %d): crash loop, last exit code %s" % (
+            return "failed", "restarted %d times (restart_threshold %d): crash loop, now %s, last exit code %s" % (
                 restarts,
                 p["restart_threshold"],
+                status,
                 exit_code,
             )
         if status in ("exited", "dead") and not will_restart:
@@ -141,15 +150,19 @@ class ComposeProbe:
         if oneshot and status == "running":
             return "waiting", "one-shot still running"
         if status == "running" and health is None:
-            return "waiting", "restarted %d times, up for less than stable_after_restart (%ss)" % (
-                restarts,
-                p["stable_after_restart"],
+            uptime = uptime_seconds(state.get("StartedAt"))
+            return "waiting", "running for %s of the %ss without a restart that make it ready (stable_seconds)%s" % (
+                "?" if uptime is None else "%.1fs" % max(0.0, uptime),
+                p["stable_seconds"],
+                ", restarted %d times (last exit code %s)" % (restarts, exit_code) if restarts else "",
             )
         if status == "running":
             self.unhealthy_since.pop(cid, None)
             return "waiting", "health is %s" % health
         if status in ("exited", "dead"):
             return "waiting", "%s with code %s, restart policy %s will restart it" % (status, exit_code, policy)
+        if restarts:
+            return "waiting", "container is %s, restarted %d times, last exit code %s" % (status, restarts, exit_code)
         return "waiting", "container is %s" % status
 
     def __call__(self):
@@ -244,3 +257,10 @@ def failure_details(client, probe, names, log_lines):
             logs[name] = [mask(line, secrets) for line in text.splitlines()[-log_lines:]]
             break  # the first container of the service is enough
     return health_logs, logs
+
+
+def with_log_tail(message, logs, lines=MESSAGE_LOG_LINES):
+    """``message`` followed by the last ``lines`` log lines of each failing service (already
+    masked by failure_details), so the message alone says why a worker is not running."""
+    tails = ["%s: %s" % (name, " | ".join(text[-lines:])) for name, text in sorted(logs.items()) if text[-lines:]]
+    return message if not tails else "%s. Last log lines: %s" % (message, "; ".join(tails))

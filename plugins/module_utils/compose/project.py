@@ -18,27 +18,13 @@ import datetime
 import json
 import os
 import time
-import traceback
 
-try:
-    import docker
-    from docker import errors as docker_errors
-
-    # The SDK's exceptions under names every module of this package catches.
-    DockerException = docker_errors.DockerException
-    NotFound = docker_errors.NotFound
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-    class DockerException(Exception):  # noqa: N818 - the SDK's name, so callers can catch it either way
-        """Stands in for the SDK's base exception when the SDK is missing (modules fail before use)."""
-
-    class NotFound(DockerException):  # noqa: N818
-        """Stands in for docker.errors.NotFound."""
-
+# DockerException and NotFound are re-exported: callers catch them as project.NotFound etc.
+from ansible_collections.integr8scode.provision.plugins.module_utils.docker_engine import (  # noqa: F401  # pylint: disable=unused-import
+    DockerClient,
+    DockerException,
+    NotFound,
+)
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
@@ -146,8 +132,9 @@ def load_definition(runner, client, project_src=None, project_name=None, files=N
 
 
 def docker_client(docker_host=None):
-    """A Docker SDK client for ``docker_host`` (default: DOCKER_HOST, else the local socket), pinged."""
-    client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+    """A client of the Docker Engine at ``docker_host`` (default: DOCKER_HOST, else the local
+    socket), pinged."""
+    client = DockerClient(docker_host)
     client.api.ping()
     return client
 

@@ -40,7 +40,7 @@ def playbook(tmp_path_factory) -> Path:
 
 def resolved(playbook: Path, extra: dict) -> dict:
     run = ansible_playbook(
-        playbook, "--tags", "nordvpn_validate", "-e", json.dumps(extra), callback="ansible.builtin.json"
+        playbook, "--tags", "nordvpn_validate", "-e", json.dumps(extra), callback="ansible.posix.json"
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     tasks = json.loads(run.stdout)["plays"][0]["tasks"]

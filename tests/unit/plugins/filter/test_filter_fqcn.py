@@ -59,7 +59,7 @@ def test_filters_by_fqcn_in_a_playbook(tmp_path):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=dict(ansible_env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"),
+        env=dict(ansible_env(), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
         check=False,
         timeout=120,
     )

@@ -85,6 +85,13 @@ services:
   ok:
     image: {image}
     command: ["sleep", "infinity"]
+  # Upstream's workers have no healthcheck and end the process when their start-up request to
+  # the k3s API fails (tests/fixtures/stack/image/fixture.py's worker): with a bad kubeconfig
+  # they run for a moment, exit 1 and are restarted. Running is never ready for them.
+  badconfig:
+    image: {image}
+    command: ["sh", "-c", "echo reading /app/kubeconfig.yaml; sleep 1; echo 'k3s API answered 401' >&2; exit 1"]
+    restart: unless-stopped
 """
 
 
@@ -130,7 +137,7 @@ def good(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("compose"), BAD, "bad")
-    project.compose("up", "-d", "crash", "sick", "quitter", "ok")
+    project.compose("up", "-d", "crash", "sick", "quitter", "ok", "badconfig")
     # gated cannot start: its one-shot fails, and compose says so.
     res = project.compose("up", "-d", "gated", check=False)
     assert res.returncode != 0
@@ -197,6 +204,32 @@ def test_crash_loop_fails_fast(run_module, bad):
     assert "crashing" in res["logs"]["crash"]
 
 
+def test_worker_without_healthcheck_that_crashes_after_starting_is_never_ready(run_module, bad):
+    # A new container (restart count 0), polled every 50-200 ms: the wait sees it running in its
+    # first 1 s life; a wait that took running as ready would return ready here.
+    bad.compose("up", "-d", "--force-recreate", "badconfig")
+    res = run_module("compose_wait", dict(project_src=bad.dir, services=["badconfig"], timeout=300, **FAST))
+    assert res["failed"] is True and "cannot become ready" in res["msg"], res
+    assert res["services"]["badconfig"]["ready"] is False and res["services"]["badconfig"]["health"] is None
+    reason = res["failed_services"]["badconfig"]
+    assert "crash loop" in reason and "last exit code 1" in reason, reason
+    assert res["services"]["badconfig"]["restart_count"] > 3
+    # The message alone names the worker, its state, its exit code and its last log lines.
+    assert "badconfig: restarted" in res["msg"] and "k3s API answered 401" in res["msg"], res["msg"]
+    assert "Last log lines: badconfig:" in res["msg"]
+
+
+def test_running_without_healthcheck_is_ready_only_after_stable_seconds(run_module, bad):
+    bad.compose("restart", "ok")
+    res = run_module("compose_wait", dict(project_src=bad.dir, services=["ok"], stable_seconds=3600, timeout=0))
+    assert res["failed"] is True and res["services"]["ok"]["state"] == "running", res
+    assert res["services"]["ok"]["ready"] is False
+    assert "of the 3600.0s without a restart that make it ready (stable_seconds)" in res["failed_services"]["ok"]
+    # The same container, judged with a window it has already lasted.
+    res = run_module("compose_wait", dict(project_src=bad.dir, services=["ok"], stable_seconds=0, timeout=0))
+    assert res["_rc"] == 0 and res["services"]["ok"]["ready"] is True, res
+
+
 def test_unhealthy_past_grace_fails_with_healthcheck_log(run_module, bad):
     res = run_module("compose_wait", dict(project_src=bad.dir, services=["sick"], unhealthy_grace=0.5, **FAST))
     assert res["failed"] is True and "cannot become ready" in res["msg"], res
@@ -208,7 +241,9 @@ def test_unhealthy_past_grace_fails_with_healthcheck_log(run_module, bad):
 
 
 def test_never_healthy_times_out_with_healthcheck_log(run_module, bad):
-    res = run_module("compose_wait", dict(project_src=bad.dir, services=["sick", "ok"], timeout=1, **FAST))
+    res = run_module(
+        "compose_wait", dict(project_src=bad.dir, services=["sick", "ok"], timeout=1, stable_seconds=0, **FAST)
+    )
     assert res["failed"] is True and "not ready after 1.0s" in res["msg"], res
     assert list(res["failed_services"]) == ["sick"]
     assert res["services"]["ok"]["ready"] is True
@@ -232,6 +267,7 @@ def test_exited_long_running_service_fails_unless_declared_oneshot(run_module, b
         (dict(project_src="/nonexistent/utwait"), "project_src /nonexistent/utwait is not a directory"),
         (dict(project_name="x", timeout=-5), "timeout must be zero or a positive"),
         (dict(project_name="x", restart_threshold=-1), "restart_threshold must be zero or positive"),
+        (dict(project_name="x", stable_seconds=-1), "stable_seconds must be zero or a positive number"),
         (dict(), "one of the following is required: project_src, project_name"),
     ],
 )
