@@ -132,6 +132,9 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook):
     run = run_bad(ansible_playbook, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
     assert "docker_apt_repository_url" in run.output, run.output[-2000:]
     assert CLOSED_PORT_REPO in run.output
+    # Nothing of the distribution's engine was removed for a repository that does not answer.
+    assert "Removed docker.io" not in run.output
+    assert host.run("dpkg-query -W -f '${db:Status-Status}' docker.io containerd runc").stdout == "installed" * 3
     assert not host.file("/etc/apt/keyrings/docker.asc").exists
     assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
     assert_engine_up(host)

@@ -235,11 +235,11 @@ def test_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('{"nordvpn_allowlist_subnets": ["10.42.0.0/16"]}', "nordvpn_allowlist_subnets lists private subnets"),
-        ('{"nordvpn_allowlist_subnets": ["10.42.0.0"]}', "must be IPv4 CIDRs"),
-        ('{"nordvpn_protected_cidrs": ["10.42.0.0/33"]}', "must be IPv4 CIDRs"),
-        ('{"nordvpn_interface": "way-too-long-interface"}', "nordvpn_interface and nordvpn_node_interface must be"),
-        ('{"nordvpn_docker_cidrs": ["172.20.0.0"]}', "nordvpn_docker_cidrs 172.20.0.0"),
+        ('{"nordvpn_allowlist_subnets": ["10.42.0.0/16"]}', "no private subnets while nordvpn_lan_discovery is true"),
+        ('{"nordvpn_allowlist_subnets": ["10.42.0.0"]}', 'nordvpn_allowlist_subnets = ["10.42.0.0"]: IPv4 CIDRs'),
+        ('{"nordvpn_protected_cidrs": ["10.42.0.0/33"]}', 'nordvpn_protected_cidrs = ["10.42.0.0/33"]: IPv4 CIDRs'),
+        ('{"nordvpn_interface": "way-too-long-interface"}', "way-too-long-interface'': a network interface name"),
+        ('{"nordvpn_docker_cidrs": ["172.20.0.0"]}', 'nordvpn_docker_cidrs = ["172.20.0.0"]'),
         # Starts in 10.0.0.0/8 (private to the client) but reaches past it: LAN discovery does not
         # cover it and the client refuses it while LAN discovery is on.
         (
@@ -248,7 +248,10 @@ def test_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_
             "nordvpn_lan_discovery is true",
         ),
         ('{"nordvpn_node_interface": "nope0"}', "k3s_node_interface nope0 is not an interface of this host"),
-        ('{"nordvpn_install": true, "nordvpn_apt_key_fingerprint": "abc"}', "nordvpn_apt_key_fingerprint 40 hex"),
+        (
+            '{"nordvpn_install": true, "nordvpn_apt_key_fingerprint": "abc"}',
+            "nordvpn_apt_key_fingerprint = ''abc'': 40 hex digits",
+        ),
     ],
 )
 def test_bad_input_fails_before_the_host_changes(host, ansible_playbook, extra, message):
