@@ -52,14 +52,17 @@ def test_defaults_and_offline_values_pass(validate_playbook):
     ("extra", "expected"),
     [
         ({"docker_install_source": "snap"}, "docker_install_source"),
-        ({"docker_apt_key_fingerprint": "1234"}, "docker_apt_key_fingerprint 40 hex digits"),
+        ({"docker_apt_key_fingerprint": "1234"}, "docker_apt_key_fingerprint = '1234': 40 hex digits"),
         ({"docker_apt_repository_url": "https://example.invalid/"}, "docker_apt_repository_url"),
         ({"docker_install_source": "distro"}, "docker_compose_plugin_src"),
         (
             {"docker_install_source": "distro", "docker_compose_plugin_url": "https://x.invalid/c"},
             "docker_compose_plugin_sha256",
         ),
-        ({"docker_daemon_options": {"log-opt": {"max-size": "1m"}}}, "keys dockerd does not know: log-opt"),
+        (
+            {"docker_daemon_options": {"log-opt": {"max-size": "1m"}}},
+            'docker_daemon_options = ["log-opt"]: keys dockerd knows',
+        ),
         ({"docker_address_pools": [{"base": "10.0.0.0/8", "size": 24}]}, "10.0.0.0/8 overlaps 10.42.0.0/16"),
         ({"docker_address_pools": [{"base": "172.20.0.0/33", "size": 24}]}, "docker_address_pools"),
         ({"docker_address_pools_avoid": ["not-a-cidr"]}, "docker_address_pools_avoid"),

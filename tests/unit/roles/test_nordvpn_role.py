@@ -88,10 +88,19 @@ def test_defaults_follow_the_k3s_and_docker_roles_variables(playbook):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({"docker_address_pools": [{"base": "172.20.0.0", "size": 24}]}, "nordvpn_docker_cidrs 172.20.0.0"),
-        ({"k3s_extra_config": {"cluster-cidr": "10.52.0.0"}}, "nordvpn_protected_cidrs 10.52.0.0"),
-        ({"nordvpn_allowlist_subnets": ["192.168.5.0/24"]}, "lists private subnets (192.168.5.0/24)"),
-        ({"nordvpn_node_interface": "an-interface-name-too-long"}, "nordvpn_node_interface must be"),
+        (
+            {"docker_address_pools": [{"base": "172.20.0.0", "size": 24}]},
+            'nordvpn_docker_cidrs = ["172.20.0.0"]: IPv4 CIDRs',
+        ),
+        ({"k3s_extra_config": {"cluster-cidr": "10.52.0.0"}}, 'nordvpn_protected_cidrs = ["10.52.0.0"]: IPv4 CIDRs'),
+        (
+            {"nordvpn_allowlist_subnets": ["192.168.5.0/24"]},
+            'nordvpn_allowlist_subnets = ["192.168.5.0/24"]: no private subnets while nordvpn_lan_discovery is true',
+        ),
+        (
+            {"nordvpn_node_interface": "an-interface-name-too-long"},
+            "nordvpn_node_interface = 'an-interface-name-too-long': empty or a network interface name",
+        ),
     ],
     ids=["docker-pool", "cluster-cidr", "private-allowlisted", "node-interface"],
 )
