@@ -48,6 +48,12 @@ def watch_state(host) -> dict:
     return json.loads(out.stdout) if out.rc == 0 else {}
 
 
+def recorded_since(host, since: float) -> dict:
+    """The watcher's last recovery when it started after ``since`` (host and test share the clock)."""
+    last = watch_state(host).get("last_recovery") or {}
+    return last if last.get("at", 0) >= since else {}
+
+
 def healed_onto(host, address: str) -> bool:
     """k3s at the new address, the app kubeconfig pointing at it, the workers up (worker_state). While the
     recovery runs, files are rewritten and containers stopped: a failed read means not yet."""
@@ -89,7 +95,9 @@ def test_recover_mode_heals_a_lan_address_change_without_a_command(host):
     change_address(host, HEAL_IP, HEAL_GW)
     wait_until(lambda: healed_onto(host, HEAL_IP), f"healed onto {HEAL_IP} by the watcher alone", 300, 2)
     seen = time.time()
-    last = watch_state(host)["last_recovery"]
+    # The workers answer a moment before the watcher is done (its stable window, the token proof,
+    # the backup's pruning) and has recorded the recovery in its state file.
+    last = wait_until(lambda: recorded_since(host, since), "the watcher's record of its recovery", 120)
     assert last["outcome"] == "ok" and last["node_ip"] == HEAL_IP, last
     ready_at = last.get("workers_ready_at") or seen
     print(
