@@ -144,6 +144,12 @@ def k3s_config(host) -> dict:
     return yaml.safe_load(sh(host, f"cat {CONFIG}"))
 
 
+def scenario_datastore(host) -> str:
+    """The datastore the scenario configured (cluster-init in config.yaml): it holds while a test
+    has server/db deleted or a recovery half done, unlike what is on disk at that moment."""
+    return "etcd" if k3s_config(host).get("cluster-init") else "sqlite"
+
+
 def app_kubeconfig(host) -> dict:
     return yaml.safe_load(sh(host, f"cat {STACK}/backend/kubeconfig.yaml"))
 

@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 
 import pytest
-from testhost import CONFIG, STACK, change_address, compose, eth0_ip, flat, sh, unit, wait_until, wait_worker_up
+from testhost import (
+    CONFIG,
+    STACK,
+    change_address,
+    compose,
+    eth0_ip,
+    flat,
+    scenario_datastore,
+    sh,
+    unit,
+    wait_until,
+    wait_worker_up,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
@@ -35,7 +47,7 @@ def datastore(host) -> str:
 
 @pytest.fixture(autouse=True)
 def only_in_the_etcd_scenario(host):
-    if datastore(host) != "etcd":
+    if scenario_datastore(host) != "etcd":
         pytest.skip(
             "scheduled backups and bounded waits run once, in recover-etcd (the same rebuild.py for both "
             "datastores; SQLite's online copy is unit-tested); the watcher phase runs here instead"

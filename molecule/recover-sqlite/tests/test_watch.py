@@ -16,9 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
-from test_recover import datastore
 from test_safety import BACKUPS, WORKERS, apply_watch_tasks, assert_verifies, node_ready_at
-from testhost import app_kubeconfig, change_address, eth0_ip, flat, k3s_config, sh, wait_until, worker_state
+from testhost import (
+    app_kubeconfig,
+    change_address,
+    eth0_ip,
+    flat,
+    k3s_config,
+    scenario_datastore,
+    sh,
+    wait_until,
+    worker_state,
+)
 
 PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
 STATE_FILE = "/var/lib/integr8scode-k3s-watch/state.json"
@@ -35,7 +44,7 @@ def only_in_the_sqlite_scenario(host):
     """The watcher decides and recovers the same way for both datastores (module_utils/k3s/watch.py
     calls the rebuild recover.yml runs, which recover-etcd proves for etcd); its phase runs once,
     in recover-sqlite, to keep CI within its time budget."""
-    if datastore(host) == "etcd":
+    if scenario_datastore(host) == "etcd":
         pytest.skip("the watcher phase runs in recover-sqlite; recover.yml covers etcd's recovery here")
 
 
