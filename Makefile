@@ -29,8 +29,8 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # An item `scenario@suite+suite` runs the scenario once with a test host per
 # listed suite side by side (tests/images/platforms.py): the declared Ubuntu
 # targets get the docker and default scenarios that way.
-LANE_1 ?= recover-sqlite vpn k3s default@jammy+noble harness
-LANE_2 ?= unit recover-etcd stack docker@jammy+noble docker nordvpn k3s-standin lowest
+LANE_1 ?= recover-sqlite vpn k3s default@jammy+noble docker harness lowest
+LANE_2 ?= unit recover-etcd stack docker@jammy+noble nordvpn k3s-standin
 # The test-host images of the other declared distributions (lane @ items).
 EXTRA_SUITES ?= jammy noble
 SOLO ?= default
