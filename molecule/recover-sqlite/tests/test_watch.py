@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_safety import BACKUPS, WORKERS, apply_watch_tasks, assert_verifies, node_ready_at
+from test_safety import BACKUPS, RECOVER, WORKERS, apply_watch_tasks, assert_verifies, node_ready_at
 from testhost import (
     app_kubeconfig,
     change_address,
@@ -150,13 +150,22 @@ def test_flapping_addresses_recover_once_then_only_warn(host):
     wait_until(lambda: "healthy" in sh(host, f"{PROGRAM} --status"), "healthy after moving back", 120)
 
 
-def test_retention_keeps_the_first_recoverys_pre_wipe_backup(host):
-    """k3s_recover_keep_backups is 2 in the scenario and more recoveries than that ran; pruning
-    happened, and the first recovery's backup is still there and verifies."""
+def test_retention_keeps_the_first_recoverys_pre_wipe_backup(host, ansible_playbook):
+    """k3s_recover_keep_backups is 2 in the scenario; once more recoveries ran than retention
+    protects (the one just taken, the newest verified, the newest and oldest pre-wipe backups),
+    pruning happened, and the first recovery's backup is still there and verifies."""
     first = sh(host, f"cat {FIRST_BACKUP_NOTE}").strip()
+    pruned = ", pruned " in STATE["heal_log"] or ", pruned " in journal(host, 0)
+    forced = 0
+    while not pruned and forced < 3:
+        # This scenario's own recoveries may all be protected; more (forced, the same rebuild) must prune.
+        run = ansible_playbook(RECOVER, "-e", "k3s_recover_confirm=true", "-e", "k3s_recover_force=true")
+        assert run.returncode == 0, flat(run.output)[-3000:]
+        pruned = "; pruned " in flat(run.output)
+        forced += 1
     names = sh(host, f"ls -1 {BACKUPS}").split()
-    print(f"\nbackups left: {names}; first recovery's: {first}")
-    assert ", pruned " in STATE["heal_log"] or ", pruned " in journal(host, 0), "nothing was ever pruned"
+    print(f"\nbackups left: {names} (after {forced} forced recoveries); first recovery's: {first}")
+    assert pruned, f"nothing was pruned, even after {forced} forced recoveries"
     assert Path(first).name in names
     manifest = assert_verifies(host, first)
     assert manifest["meta"]["strategy"] == "wipe"
