@@ -168,6 +168,14 @@ class EngineAPI:
     def start(self, container):
         self._call("POST", "/containers/%s/start" % quote(container, safe=""))
 
+    def stop(self, container, timeout=10):
+        self._call(
+            "POST",
+            "/containers/%s/stop" % quote(container, safe=""),
+            {"t": str(int(timeout))},
+            timeout=REQUEST_TIMEOUT + timeout,
+        )
+
     def restart(self, container, timeout=10):
         self._call(
             "POST",
