@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_recover import datastore
 from testhost import (
     CONFIG,
     STACK,
@@ -39,10 +40,6 @@ BACKUPS = "/var/backups/integr8scode-k3s"
 DROPIN = "/etc/systemd/system/k3s.service.d/zz-i8c-never-ready.conf"
 WORKERS = ("k8s-worker", "pod-monitor")
 STATE: dict = {}
-
-
-def datastore(host) -> str:
-    return "etcd" if host.file(f"{DATA}/server/db/etcd").is_directory else "sqlite"
 
 
 @pytest.fixture(autouse=True)
