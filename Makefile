@@ -24,16 +24,18 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # (one container per scenario, i8c-<scenario>), so two share the machine's
 # cores well. Each lane stops at its first failure; lines carry the lane.
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
-# figure of site.yml, which a second lane's load would distort.
+# figure of site.yml per platform (each host's rerun alone), which a second
+# lane's load would distort.
 # The longest scenarios start first, so the lanes end close together.
 # An item `scenario@suite+suite` runs the scenario once with a test host per
-# listed suite side by side (tests/images/platforms.py): the declared Ubuntu
-# targets get the docker and default scenarios that way.
-LANE_1 ?= recover-sqlite vpn k3s default@jammy+noble docker harness lowest
-LANE_2 ?= unit recover-etcd stack docker@jammy+noble nordvpn k3s-standin
+# listed suite side by side (tests/images/platforms.py): the declared
+# platforms (Debian 12, Ubuntu 22.04, 24.04) get the docker and default
+# scenarios that way, in one run each.
+LANE_1 ?= recover-sqlite vpn k3s harness lowest
+LANE_2 ?= unit recover-etcd stack docker@bookworm+jammy+noble nordvpn k3s-standin
 # The test-host images of the other declared distributions (lane @ items).
 EXTRA_SUITES ?= jammy noble
-SOLO ?= default
+SOLO ?= default@bookworm+jammy+noble
 SCENARIO ?=
 SANITY_ROOT = .cache/sanity-$(notdir $(VENV))/ansible_collections/integr8scode/provision
 # The tests' Compose v2 CLI plugin lives in a Docker client configuration
@@ -151,7 +153,7 @@ lanes: fixtures images ## The unit tests and every scenario in two concurrent la
 	rc=0; wait $$one || rc=1; wait $$two || rc=1; \
 	echo "==> lanes took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
-solo: image ## The scenarios that print timing figures, alone (SOLO)
+solo: fixtures images ## The scenarios that print timing figures, alone (SOLO)
 	$(MAKE) --no-print-directory molecule SCENARIO="$(SOLO)"
 
 test: ## Everything CI runs: lint, sanity, unit and molecule in two lanes, then SOLO

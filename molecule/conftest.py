@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import testinfra
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 
@@ -131,8 +132,35 @@ def run_playbook_in_terminal(
 
 @pytest.fixture(scope="session")
 def ansible_playbook():
-    """Callable running a playbook (relative to the scenario) on the test host."""
+    """Callable running a playbook (relative to the scenario) on the scenario's test hosts (all of
+    them, where a lane item `scenario@suite+suite` runs several side by side)."""
     return run_playbook
+
+
+@pytest.fixture
+def ansible_playbook_on_host(host):
+    """Callable running a playbook on the host this test is parametrized with alone (--limit), for
+    tests that change one host and assert on that host's play: with several test hosts, each
+    test instance would otherwise run its playbooks on every host."""
+
+    def run(playbook: str | Path, *args: str, env: dict[str, str] | None = None) -> PlaybookRun:
+        return run_playbook(playbook, "--limit", host.backend.host, *args, env=env)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def all_hosts(request) -> list:
+    """Every test host of the scenario (testinfra's own host list), for tests that run one
+    playbook against all of them and then assert on each: one run per case, not one per host."""
+    option = request.config.option
+    hosts = testinfra.get_hosts(
+        option.hosts.split(",") if option.hosts else [None],
+        connection=option.connection,
+        ansible_inventory=option.ansible_inventory,
+        force_ansible=option.force_ansible,
+    )
+    return sorted(hosts, key=lambda h: h.backend.get_pytest_id())
 
 
 @pytest.fixture(scope="session")

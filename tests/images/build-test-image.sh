@@ -99,6 +99,30 @@ for unit in systemd-resolved.service systemd-timesyncd.service getty.target cons
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
 echo 'integr8scode-testhost' >"$rootfs/etc/hostname"
+# Docker mounts /proc/sys read-only in an unprivileged container, where a real
+# host has it writable. Docker Engine 29 (Ubuntu's docker.io) writes
+# /proc/sys/net/ipv6/conf/eth0/disable_ipv6 in every new container's network
+# namespace and refuses to start the container when it cannot (measured on
+# jammy and noble: "failed to configure ipv6: failed to disable IPv6 on
+# container's interface eth0"; Debian's 20.10 only logs it). /proc/sys/net
+# resolves per network namespace, so making just that subtree writable reaches
+# nothing outside the test host's own namespaces.
+cat >"$rootfs/etc/systemd/system/i8c-proc-sys-net-rw.service" <<'UNIT'
+[Unit]
+Description=Writable /proc/sys/net, as on a real host (test host only)
+DefaultDependencies=no
+Before=sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+mkdir -p "$rootfs/etc/systemd/system/sysinit.target.wants"
+ln -sf ../i8c-proc-sys-net-rw.service "$rootfs/etc/systemd/system/sysinit.target.wants/i8c-proc-sys-net-rw.service"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 tar -C "$rootfs" -c . | docker import \

@@ -1,8 +1,10 @@
 """Bad input fails the play with an error naming the variable; the host stays as it was.
 
-Each case runs negative.yml (the docker playbook with the offline sources) on
-the converged host with bad extra vars. Afterwards daemon.json and the Compose
-plugin are byte-for-byte the same and the engine still answers.
+Each case runs negative.yml (the docker playbook with the offline sources) once
+on every converged test host (one run per case, not one per host, where a lane
+item runs the scenario on several platforms) with bad extra vars. Afterwards
+daemon.json and the Compose plugin are byte-for-byte the same on each host and
+each engine still answers.
 """
 
 import json
@@ -18,17 +20,21 @@ ARCHIVE_KEYS = (
 CLOSED_PORT_REPO = "http://127.0.0.1:9/linux/debian"
 
 
-def snapshot(host):
+def snapshot(hosts):
     return {
-        "daemon.json": host.file("/etc/docker/daemon.json").sha256sum,
-        "plugin": host.file(PLUGIN).sha256sum,
-        "backups": sorted(host.check_output("ls /etc/docker").split()),
+        host.backend.host: {
+            "daemon.json": host.file("/etc/docker/daemon.json").sha256sum,
+            "plugin": host.file(PLUGIN).sha256sum,
+            "backups": sorted(host.check_output("ls /etc/docker").split()),
+        }
+        for host in hosts
     }
 
 
-def assert_engine_up(host):
-    assert host.service("docker").is_running
-    assert host.run("docker info --format '{{.ServerVersion}}'").rc == 0
+def assert_engine_up(hosts):
+    for host in hosts:
+        assert host.service("docker").is_running, host.backend.host
+        assert host.run("docker info --format '{{.ServerVersion}}'").rc == 0, host.backend.host
 
 
 def run_bad(ansible_playbook, extra: dict):
@@ -54,36 +60,38 @@ def run_bad(ansible_playbook, extra: dict):
     ],
     ids=["install-source", "unknown-key", "log-opt-type", "k3s-overlap", "user-avoid", "pool-size", "src", "users"],
 )
-def test_bad_input_fails_before_changing_anything(host, ansible_playbook, extra, expected):
-    before = snapshot(host)
+def test_bad_input_fails_before_changing_anything(all_hosts, ansible_playbook, extra, expected):
+    before = snapshot(all_hosts)
     run = run_bad(ansible_playbook, extra)
     for text in expected:
         assert text in run.output, f"{text!r} missing from the error:\n{run.output[-2000:]}"
     assert run.total("changed") == 0, run.changed_tasks()
-    assert snapshot(host) == before
-    assert_engine_up(host)
+    assert snapshot(all_hosts) == before
+    assert_engine_up(all_hosts)
 
 
-def test_option_the_engine_rejects_restores_previous_daemon_json(host, ansible_playbook):
+def test_option_the_engine_rejects_restores_previous_daemon_json(all_hosts, ansible_playbook):
     """A value only dockerd itself judges: an unknown log level passes the role's checks.
 
     Engine >= 23 rejects it in `dockerd --validate` (the file never lands);
     Engine 20.10 (Debian 12) fails to start with it, and the handler chain puts
     the previous file back and starts docker again. Either way the play fails.
     """
-    before = snapshot(host)
+    before = snapshot(all_hosts)
     run = run_bad(ansible_playbook, {"docker_daemon_options": {"log-level": "chatty"}})
     assert "docker_daemon_options" in run.output, run.output[-2000:]
     assert "previous" in run.output, run.output[-2000:]
-    after = snapshot(host)
-    assert after["daemon.json"] == before["daemon.json"]
-    assert after["plugin"] == before["plugin"]
-    assert "log-level" not in json.loads(host.file("/etc/docker/daemon.json").content_string)
-    assert_engine_up(host)
+    after = snapshot(all_hosts)
+    for host in all_hosts:
+        name = host.backend.host
+        assert after[name]["daemon.json"] == before[name]["daemon.json"], name
+        assert after[name]["plugin"] == before[name]["plugin"], name
+        assert "log-level" not in json.loads(host.file("/etc/docker/daemon.json").content_string), name
+    assert_engine_up(all_hosts)
 
 
-def test_checksum_mismatch_keeps_the_plugin(host, ansible_playbook):
-    before = snapshot(host)
+def test_checksum_mismatch_keeps_the_plugin(all_hosts, ansible_playbook):
+    before = snapshot(all_hosts)
     run = run_bad(
         ansible_playbook,
         {
@@ -94,16 +102,18 @@ def test_checksum_mismatch_keeps_the_plugin(host, ansible_playbook):
     )
     assert "docker_compose_plugin_sha256" in run.output, run.output[-2000:]
     assert "did not match" in run.output or "checksum" in run.output.lower(), run.output[-2000:]
-    assert snapshot(host) == before
-    assert host.run("docker compose version").rc == 0
-    assert_engine_up(host)
+    assert snapshot(all_hosts) == before
+    for host in all_hosts:
+        assert host.run("docker compose version").rc == 0, host.backend.host
+    assert_engine_up(all_hosts)
 
 
-def test_docker_repository_key_and_reachability(host, ansible_playbook):
-    """docker source offline: a key with the wrong fingerprint, then an unreachable repository.
+def test_docker_repository_key_and_reachability(host, ansible_playbook_on_host):
+    """docker source offline, on each host alone (its own distribution's archive key): a key with
+    the wrong fingerprint, then an unreachable repository.
 
     download.docker.com is unreachable here, so the key comes from a file:// URL
-    (Debian's own archive key) and the repository is a closed loopback port.
+    (the distribution's own archive key) and the repository is a closed loopback port.
     Neither failure may leave the key or the .sources file behind.
     """
     archive_key = next(path for path in ARCHIVE_KEYS if host.file(path).exists)
@@ -112,7 +122,7 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook):
         "docker_apt_key_url": f"file://{archive_key}",
         "docker_apt_repository_url": CLOSED_PORT_REPO,
     }
-    run = run_bad(ansible_playbook, docker_source)
+    run = run_bad(ansible_playbook_on_host, docker_source)
     assert not host.file("/etc/apt/keyrings/docker.asc").exists
     assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
 
@@ -129,7 +139,7 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook):
     expected = f"primary fingerprint(s) {' '.join(primaries)}, not docker_apt_key_fingerprint"
     assert expected in message, run.output[-2000:]
     assert "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in message
-    run = run_bad(ansible_playbook, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
+    run = run_bad(ansible_playbook_on_host, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
     assert "docker_apt_repository_url" in run.output, run.output[-2000:]
     assert CLOSED_PORT_REPO in run.output
     # Nothing of the distribution's engine was removed for a repository that does not answer.
@@ -137,12 +147,12 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook):
     assert host.run("dpkg-query -W -f '${db:Status-Status}' docker.io containerd runc").stdout == "installed" * 3
     assert not host.file("/etc/apt/keyrings/docker.asc").exists
     assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
-    assert_engine_up(host)
+    assert_engine_up([host])
 
 
-def test_host_is_still_converged(host, ansible_playbook):
+def test_host_is_still_converged(all_hosts, ansible_playbook):
     """After every failure above, the good input converges with zero changes."""
     run = ansible_playbook("converge.yml")
     assert run.returncode == 0, run.output[-3000:]
     assert run.total("changed") == 0, run.changed_tasks()
-    assert_engine_up(host)
+    assert_engine_up(all_hosts)
