@@ -26,13 +26,16 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml per platform (each host's rerun alone), which a second
 # lane's load would distort.
-# The longest scenarios start first, so the lanes end close together.
+# The longest scenarios start first, so the lanes end close together. The
+# item `images` builds the other platforms' test-host images (debootstrap,
+# mostly download) in one lane while the other already runs a scenario; an @
+# item builds any of its images still missing itself.
 # An item `scenario@suite+suite` runs the scenario once with a test host per
 # listed suite side by side (tests/images/platforms.py): the declared
 # platforms (Debian 12, Ubuntu 22.04, 24.04) get the docker and default
 # scenarios that way, in one run each.
 LANE_1 ?= recover-sqlite vpn k3s harness lowest
-LANE_2 ?= unit recover-etcd stack docker@bookworm+jammy+noble nordvpn k3s-standin
+LANE_2 ?= images unit recover-etcd stack docker@bookworm+jammy+noble nordvpn k3s-standin
 # The test-host images of the other declared distributions (lane @ items).
 EXTRA_SUITES ?= jammy noble
 SOLO ?= default@bookworm+jammy+noble
@@ -136,7 +139,9 @@ lane-%:
 	  case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lowest) echo "==> lowest"; $(MAKE) --no-print-directory lowest ;; \
+	  images) echo "==> images"; $(MAKE) --no-print-directory images ;; \
 	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
+	    for suite in $${suites//+/ }; do TEST_IMAGE_SUITE=$$suite tests/images/build-test-image.sh; done; \
 	    echo "==> molecule test -s $$scenario on $$suites"; \
 	    $(BIN)/python tests/images/platforms.py "$$suites" "$$config"; \
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$scenario@$$suites \
@@ -146,7 +151,7 @@ lane-%:
 	  echo "==> $$s took $$(( $$(date +%s) - start ))s"; \
 	done
 
-lanes: fixtures images ## The unit tests and every scenario in two concurrent lanes
+lanes: fixtures ## The unit tests and every scenario in two concurrent lanes
 	@start=$$(date +%s); \
 	( $(MAKE) --no-print-directory lane-1 2>&1 | sed -u 's/^/[lane 1] /' ) & one=$$!; \
 	( $(MAKE) --no-print-directory lane-2 2>&1 | sed -u 's/^/[lane 2] /' ) & two=$$!; \

@@ -121,7 +121,10 @@ class Watcher:
         self.state["last_check"] = dict(at=self.clock(), outcome=outcome)
         if not os.path.isdir(self.s["state_dir"]):
             os.makedirs(self.s["state_dir"], 0o755)
-        atomic_write(self.state_file, json.dumps(self.state, indent=1, sort_keys=True), 0o644)
+        # state.json keeps a failed recovery's whole message (the k3s unit's journal tail, which the
+        # journal itself shows only to root and adm): root alone reads it. The status line, for
+        # everyone, carries outcomes, addresses and paths only.
+        atomic_write(self.state_file, json.dumps(self.state, indent=1, sort_keys=True), 0o600)
         atomic_write(self.status_file, status_line(self.state) + "\n", 0o644)
 
     def detect(self):

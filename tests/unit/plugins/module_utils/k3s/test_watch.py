@@ -6,6 +6,7 @@ healing an address change, is proven by the recover-sqlite / recover-etcd scenar
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 
@@ -188,6 +189,12 @@ def test_a_failed_recovery_is_recorded_in_the_status_line(made, tmp_path):
     status = (tmp_path / "state" / "status").read_text()
     assert status.startswith("last check ") and "drifted, recovery failed" in status
     assert "last recovery " in status and "failed at k3s_ready, onto 10.0.0.5, backup " + str(tmp_path) in status
+    # The failure's whole message (journal tail) is in state.json, which root alone reads; the
+    # status line is for everyone.
+    state = tmp_path / "state" / "state.json"
+    assert "k3s did not report ready" in json.loads(state.read_text())["last_recovery"]["message"]
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "state" / "status").stat().st_mode) == 0o644
 
 
 def test_healthy_status_line(made, tmp_path, capsys):
