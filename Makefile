@@ -19,10 +19,12 @@ export PATH := $(BIN):$(PATH)
 
 # Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one.
 SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover-etcd default vpn
-# `make test` runs the unit tests and the scenarios in two lanes at once: the
-# runs mostly wait on systemd, k3s and containers inside their own test hosts
-# (one container per scenario, i8c-<scenario>), so two share the machine's
-# cores well. Each lane stops at its first failure; lines carry the lane.
+# `make test` runs lint, sanity, the unit tests and the scenarios in two lanes
+# at once: the runs mostly wait on systemd, k3s and containers inside their
+# own test hosts (one container per scenario, i8c-<scenario>), so two share
+# the machine's cores well. Each lane stops at its first failure; lines carry
+# the lane. Items named after make targets (lint, sanity, lowest, images) run
+# that target.
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml per platform (each host's rerun alone), which a second
 # lane's load would distort.
@@ -34,12 +36,14 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # listed suite side by side (tests/images/platforms.py): the declared
 # platforms (Debian 12, Ubuntu 22.04, 24.04) get the docker and default
 # scenarios that way, in one run each.
-LANE_1 ?= recover-sqlite vpn k3s harness lowest
-LANE_2 ?= images unit recover-etcd stack docker@bookworm+jammy+noble nordvpn k3s-standin
+LANE_1 ?= lint sanity recover-sqlite vpn k3s harness lowest k3s-standin
+LANE_2 ?= images unit recover-etcd stack docker@bookworm+jammy+noble nordvpn
 # The test-host images of the other declared distributions (lane @ items).
 EXTRA_SUITES ?= jammy noble
 SOLO ?= default@bookworm+jammy+noble
 SCENARIO ?=
+# Extra pytest arguments for `make unit`.
+UNIT_ARGS ?=
 SANITY_ROOT = .cache/sanity-$(notdir $(VENV))/ansible_collections/integr8scode/provision
 # The tests' Compose v2 CLI plugin lives in a Docker client configuration
 # directory of the checkout's own: in /usr/local/lib/docker/cli-plugins or
@@ -60,7 +64,7 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup setup-dev changelog image images lowest fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
+.PHONY: help setup setup-dev dev-venv lowest-venv changelog image images lowest fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -78,19 +82,25 @@ setup: ## User set-up: .venv (ansible-core) and the roles' collections, all insi
 	  echo "inventory/local/ created from inventory/sample/ (this machine): edit it for other hosts"; fi
 
 setup-dev: ## Maintainer set-up: .venv with the pinned test toolchain, Compose v2 plugin in DOCKER_CONFIG
+	@# The two virtualenvs are independent: built side by side (mostly downloads).
+	$(MAKE) --no-print-directory -j2 dev-venv lowest-venv
+	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
+	mkdir -p "$(DOCKER_CONFIG)/cli-plugins"; install -m 0755 "$$plugin" "$(DOCKER_CONFIG)/cli-plugins/docker-compose"; \
+	echo "docker compose plugin: $(DOCKER_CONFIG)/cli-plugins/docker-compose"
+
+dev-venv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt
-	@# The lowest supported ansible-core beside it, with the same collections
-	@# (the `ansible` package, whose collections support ansible-core >= 2.15;
-	@# the package itself asks for Python 3.11 only for its ansible-core pin).
+
+# The lowest supported ansible-core beside it, with the same collections (the
+# `ansible` package, whose collections support ansible-core >= 2.15; the
+# package itself asks for Python 3.11 only for its ansible-core pin).
+lowest-venv:
 	$(PYTHON_LOWEST) -m venv $(VENV_LOWEST)
 	$(VENV_LOWEST)/bin/pip install --quiet --upgrade pip
 	$(VENV_LOWEST)/bin/pip install --quiet -r requirements-lowest.txt
 	$(VENV_LOWEST)/bin/pip install --quiet --no-deps --ignore-requires-python $$(grep -E '^ansible==' requirements-dev.txt)
-	@plugin=$$($(BIN)/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))'); \
-	mkdir -p "$(DOCKER_CONFIG)/cli-plugins"; install -m 0755 "$$plugin" "$(DOCKER_CONFIG)/cli-plugins/docker-compose"; \
-	echo "docker compose plugin: $(DOCKER_CONFIG)/cli-plugins/docker-compose"
 
 image: ## Build (or reuse from cache) the systemd test-host image
 	tests/images/build-test-image.sh
@@ -122,11 +132,12 @@ sanity: ## ansible-test sanity on a copy laid out as ansible_collections/integr8
 	  --color no
 
 unit: image ## Unit tests (real Docker engine, real HTTPS servers, stand-ins)
-	pytest tests/unit
+	pytest tests/unit $(UNIT_ARGS)
 
 lowest: image ## Sanity, unit tests and the playbooks' syntax with the lowest supported ansible-core
 	@echo "$$($(VENV_LOWEST)/bin/ansible --version | head -n 1), $$($(VENV_LOWEST)/bin/python --version)"
-	$(MAKE) --no-print-directory VENV=$(VENV_LOWEST) sanity unit
+	@# The stand-ins' own tests run programs under tests/standins, not ansible-core.
+	$(MAKE) --no-print-directory VENV=$(VENV_LOWEST) UNIT_ARGS=--ignore=tests/unit/standins sanity unit
 	$(VENV_LOWEST)/bin/ansible-playbook --syntax-check -i inventory/sample/hosts.yml site.yml playbooks/*.yml
 
 molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
@@ -138,8 +149,7 @@ lane-%:
 	  start=$$(date +%s); \
 	  case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
-	  lowest) echo "==> lowest"; $(MAKE) --no-print-directory lowest ;; \
-	  images) echo "==> images"; $(MAKE) --no-print-directory images ;; \
+	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \
 	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
 	    for suite in $${suites//+/ }; do TEST_IMAGE_SUITE=$$suite tests/images/build-test-image.sh; done; \
 	    echo "==> molecule test -s $$scenario on $$suites"; \
@@ -162,8 +172,6 @@ solo: fixtures images ## The scenarios that print timing figures, alone (SOLO)
 	$(MAKE) --no-print-directory molecule SCENARIO="$(SOLO)"
 
 test: ## Everything CI runs: lint, sanity, unit and molecule in two lanes, then SOLO
-	$(call timed,lint)
-	$(call timed,sanity)
 	$(call timed,lanes)
 	$(call timed,solo)
 

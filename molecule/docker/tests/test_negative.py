@@ -18,6 +18,7 @@ ARCHIVE_KEYS = (
     "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
 )
 CLOSED_PORT_REPO = "http://127.0.0.1:9/linux/debian"
+SHARED_KEY = "/tmp/i8c-archive-key.gpg"
 
 
 def snapshot(hosts):
@@ -108,28 +109,43 @@ def test_checksum_mismatch_keeps_the_plugin(all_hosts, ansible_playbook):
     assert_engine_up(all_hosts)
 
 
-def test_docker_repository_key_and_reachability(host, ansible_playbook_on_host):
-    """docker source offline, on each host alone (its own distribution's archive key): a key with
-    the wrong fingerprint, then an unreachable repository.
+def shared_archive_key(hosts) -> str:
+    """One distribution archive key (a real OpenPGP key file) at the same path on every host, so
+    one run with one set of extra vars serves all of them: the first host's, copied to the rest."""
+    source = hosts[0]
+    key = next(path for path in ARCHIVE_KEYS if source.file(path).exists)
+    data = source.check_output(f"base64 -w0 {key}")
+    for host in hosts:
+        host.check_output(f"echo {data} | base64 -d > {SHARED_KEY}")
+    return SHARED_KEY
 
-    download.docker.com is unreachable here, so the key comes from a file:// URL
-    (the distribution's own archive key) and the repository is a closed loopback port.
-    Neither failure may leave the key or the .sources file behind.
+
+def test_docker_repository_key_and_reachability(all_hosts, ansible_playbook):
+    """docker source offline, one run per case on every host: a key with the wrong fingerprint,
+    then an unreachable repository.
+
+    download.docker.com is unreachable here, so the key comes from a file:// URL (a
+    distribution's own archive key) and the repository is a closed loopback port.
+    Neither failure may leave the key or the .sources file behind on any host.
     """
-    archive_key = next(path for path in ARCHIVE_KEYS if host.file(path).exists)
+    archive_key = shared_archive_key(all_hosts)
     docker_source = {
         "docker_install_source": "docker",
         "docker_apt_key_url": f"file://{archive_key}",
         "docker_apt_repository_url": CLOSED_PORT_REPO,
     }
-    run = run_bad(ansible_playbook_on_host, docker_source)
-    assert not host.file("/etc/apt/keyrings/docker.asc").exists
-    assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
+    run = run_bad(ansible_playbook, docker_source)
+    assert_failed_on_each(run, all_hosts)
+    assert_no_docker_source(all_hosts)
 
-    # The role installed gpg for the check above; read the keys' real primary fingerprints with it.
-    colons = host.check_output(
-        f"home=$(mktemp -d) && gpg --batch --homedir $home --show-keys --with-colons {archive_key}; rm -rf $home"
-    ).splitlines()
+    # The role installed gpg for the check above; read the key's real primary fingerprints with it.
+    colons = (
+        all_hosts[0]
+        .check_output(
+            f"home=$(mktemp -d) && gpg --batch --homedir $home --show-keys --with-colons {archive_key}; rm -rf $home"
+        )
+        .splitlines()
+    )
     primaries = [fpr.split(":")[9] for pub, fpr in zip(colons, colons[1:], strict=False) if pub.startswith("pub:")]
     assert primaries, colons
     fingerprint = primaries[0]
@@ -137,17 +153,30 @@ def test_docker_repository_key_and_reachability(host, ansible_playbook_on_host):
     message = " ".join(run.output.split())
     assert "docker_apt_key_fingerprint" in message, run.output[-2000:]
     expected = f"primary fingerprint(s) {' '.join(primaries)}, not docker_apt_key_fingerprint"
-    assert expected in message, run.output[-2000:]
+    assert message.count(expected) >= len(all_hosts), run.output[-2000:]
     assert "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in message
-    run = run_bad(ansible_playbook_on_host, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
+    run = run_bad(ansible_playbook, {**docker_source, "docker_apt_key_fingerprint": fingerprint})
+    assert_failed_on_each(run, all_hosts)
     assert "docker_apt_repository_url" in run.output, run.output[-2000:]
     assert CLOSED_PORT_REPO in run.output
     # Nothing of the distribution's engine was removed for a repository that does not answer.
     assert "Removed docker.io" not in run.output
-    assert host.run("dpkg-query -W -f '${db:Status-Status}' docker.io containerd runc").stdout == "installed" * 3
-    assert not host.file("/etc/apt/keyrings/docker.asc").exists
-    assert not host.file("/etc/apt/sources.list.d/docker.sources").exists
-    assert_engine_up([host])
+    for host in all_hosts:
+        installed = host.run("dpkg-query -W -f '${db:Status-Status}' docker.io containerd runc").stdout
+        assert installed == "installed" * 3, (host.backend.host, installed)
+    assert_no_docker_source(all_hosts)
+    assert_engine_up(all_hosts)
+
+
+def assert_failed_on_each(run, hosts) -> None:
+    for host in hosts:
+        assert run.recap.get(host.backend.host, {}).get("failed", 0) >= 1, (host.backend.host, run.recap)
+
+
+def assert_no_docker_source(hosts) -> None:
+    for host in hosts:
+        assert not host.file("/etc/apt/keyrings/docker.asc").exists, host.backend.host
+        assert not host.file("/etc/apt/sources.list.d/docker.sources").exists, host.backend.host
 
 
 def test_host_is_still_converged(all_hosts, ansible_playbook):
