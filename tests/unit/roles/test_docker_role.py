@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from roleplay import ROOT, ansible_playbook, write_playbook
+from roleplay import ROOT, ansible_playbook, flat_output, write_playbook
 
 ROLE = ROOT / "roles" / "docker"
 
@@ -84,7 +84,7 @@ def test_defaults_and_offline_values_pass(validate_playbook):
 def test_bad_input_is_named(validate_playbook, extra, expected):
     run = validate(validate_playbook, extra)
     assert run.returncode != 0
-    output = " ".join((run.stdout + run.stderr).split())
+    output = flat_output(run)
     assert expected in output, output[-3000:]
 
 

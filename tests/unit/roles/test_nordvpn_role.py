@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from roleplay import ansible_playbook, write_playbook
+from roleplay import ansible_playbook, flat_output, write_playbook
 
 
 @pytest.fixture(scope="module")
@@ -107,5 +107,5 @@ def test_defaults_follow_the_k3s_and_docker_roles_variables(playbook):
 def test_bad_input_is_named(playbook, extra, expected):
     run = ansible_playbook(playbook, "--tags", "nordvpn_validate", "-e", json.dumps(extra))
     assert run.returncode != 0
-    output = " ".join((run.stdout + run.stderr).split())
+    output = flat_output(run)
     assert expected in output, output[-3000:]
