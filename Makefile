@@ -154,7 +154,7 @@ lane-%:
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \
 	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
-	    for suite in $${suites//+/ }; do TEST_IMAGE_SUITE=$$suite tests/images/build-test-image.sh; done; \
+	    $(MAKE) --no-print-directory images EXTRA_SUITES="$${suites//+/ }"; \
 	    echo "==> molecule test -s $$scenario on $$suites"; \
 	    $(BIN)/python tests/images/platforms.py "$$suites" "$$config"; \
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$scenario@$$suites \

@@ -169,17 +169,17 @@ class EngineAPI:
         self._call("POST", "/containers/%s/start" % quote(container, safe=""))
 
     def stop(self, container, timeout=10):
-        self._call(
-            "POST",
-            "/containers/%s/stop" % quote(container, safe=""),
-            {"t": str(int(timeout))},
-            timeout=REQUEST_TIMEOUT + timeout,
-        )
+        self._stop_or_restart("stop", container, timeout)
 
     def restart(self, container, timeout=10):
+        self._stop_or_restart("restart", container, timeout)
+
+    def _stop_or_restart(self, action, container, timeout):
+        # The engine waits up to `t` seconds for the container to exit before it kills it; the
+        # request may take that long on top of the usual one.
         self._call(
             "POST",
-            "/containers/%s/restart" % quote(container, safe=""),
+            "/containers/%s/%s" % (quote(container, safe=""), action),
             {"t": str(int(timeout))},
             timeout=REQUEST_TIMEOUT + timeout,
         )
