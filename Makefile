@@ -27,10 +27,9 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # that target.
 # SOLO runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml (per platform where it runs on several, each host's rerun
-# alone), which a second lane's load would distort. On jammy and noble it is
-# not in CI yet: Docker 29's containerd image store gives loaded archives
-# other image IDs, so stack_image_archives reloads them on every run (found by
-# `make molecule SCENARIO=default@bookworm+jammy+noble`; docs/DEVELOPING.md).
+# alone), which a second lane's load would distort. It runs on all three
+# declared platforms: Ubuntu's docker.io 29 keeps images in the containerd
+# image store, whose image IDs the stack role translates (docs/DEVELOPING.md).
 # The longest scenarios start first, so the lanes end close together. The
 # item `images` builds the other platforms' test-host images (debootstrap,
 # mostly download) in one lane while the other already runs a scenario; an @
@@ -43,7 +42,7 @@ LANE_1 ?= lint sanity recover-sqlite vpn k3s lowest harness k3s-standin
 LANE_2 ?= images unit recover-etcd stack docker@bookworm+jammy+noble nordvpn
 # The test-host images of the other declared distributions (lane @ items).
 EXTRA_SUITES ?= jammy noble
-SOLO ?= default
+SOLO ?= default@bookworm+jammy+noble
 SCENARIO ?=
 # Extra pytest arguments for `make unit`.
 UNIT_ARGS ?=

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -104,6 +105,33 @@ def run_if_present(run_command, get_bin_path, argv):
         return dict(rc=None, stdout="")
     rc, out, _err = run_command([program] + argv[1:])
     return dict(rc=rc, stdout=out.strip())
+
+
+def image_ids(run_command, get_bin_path, refs, record_path=None):
+    """({ref: image ID or None}, record) with each ID as the ``docker save`` archive names it.
+
+    The classic image store reports an image's config digest as its ID, which is what an archive's
+    manifest.json calls ``Config``. The containerd image store, the default for new installations
+    since Docker Engine 29 (Ubuntu 24.04's docker.io), reports the digest of the manifest it keeps
+    instead, and an archive written by an older engine holds no such manifest. So the role records,
+    after each load, what every reference became (``record_path``, JSON ``{ref: {archive_id,
+    engine_id}}``), and an engine ID found there is reported as the archive's ID. A reference whose
+    engine ID differs from the record (retagged, rebuilt) is reported as the engine has it."""
+    record = {}
+    if record_path:
+        try:
+            with open(os.path.expanduser(record_path)) as handle:
+                loaded = json.load(handle)
+            record = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            record = {}
+    ids = {}
+    for ref in refs:
+        found = run_if_present(run_command, get_bin_path, ["docker", "image", "inspect", "--format", "{{.Id}}", ref])
+        engine_id = found["stdout"] if found["rc"] == 0 and found["stdout"] else None
+        entry = record.get(ref) if isinstance(record.get(ref), dict) else {}
+        ids[ref] = entry.get("archive_id") if engine_id and entry.get("engine_id") == engine_id else engine_id
+    return ids, record
 
 
 class LocalRunner:

@@ -63,10 +63,18 @@ options:
     elements: str
     default: []
   images:
-    description: Docker image references whose image ID (C(docker image inspect)) is reported under RV(images).
+    description:
+      - Docker image references whose image ID (C(docker image inspect)) is reported under RV(images).
     type: list
     elements: str
     default: []
+  image_record:
+    description:
+      - JSON file mapping each reference to the ID its C(docker save) archive names (C(archive_id)) and the
+        ID the engine gave it when the archive was loaded (C(engine_id)). An engine ID found there is reported
+        under RV(images) as the archive's ID, so a comparison with the archive holds for Docker's containerd
+        image store too, which reports manifest digests as image IDs. A missing or unreadable file is empty.
+    type: path
   commands:
     description:
       - Name to argv; each is run when its program exists and reported under RV(commands) as
@@ -145,7 +153,12 @@ which:
   returned: always
   type: dict
 images:
-  description: Per image reference, the image ID the engine has for it, or null.
+  description:
+    - Per image reference, the image ID the engine has for it (translated through O(image_record)), or null.
+  returned: always
+  type: dict
+image_record:
+  description: The content of O(image_record) as read (empty when not given, missing or unreadable).
   returned: always
   type: dict
 commands:
@@ -158,6 +171,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.host import (
     describe_path,
     group_members,
+    image_ids,
     package_status,
     run_if_present,
     unit_states,
@@ -177,6 +191,7 @@ def main():
             units=dict(type="list", elements="str", default=[]),
             which=dict(type="list", elements="str", default=[]),
             images=dict(type="list", elements="str", default=[]),
+            image_record=dict(type="path"),
             commands=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
@@ -194,12 +209,9 @@ def main():
     result["missing_packages"] = [name for name in p["packages"] if result["packages"].get(name) != "installed"]
     result["units"] = unit_states(module.run_command, p["units"])
     result["which"] = {name: module.get_bin_path(name) for name in p["which"]}
-    result["images"] = {}
-    for ref in p["images"]:
-        found = run_if_present(
-            module.run_command, module.get_bin_path, ["docker", "image", "inspect", "--format", "{{.Id}}", ref]
-        )
-        result["images"][ref] = found["stdout"] if found["rc"] == 0 else None
+    result["images"], result["image_record"] = image_ids(
+        module.run_command, module.get_bin_path, p["images"], p["image_record"]
+    )
     result["commands"] = {
         name: run_if_present(module.run_command, module.get_bin_path, argv) for name, argv in p["commands"].items()
     }

@@ -48,8 +48,8 @@ def only_in_the_sqlite_scenario(host):
         pytest.skip("the watcher phase runs in recover-sqlite; recover.yml covers etcd's recovery here")
 
 
-def journal(host, since: float, priority: str = "") -> str:
-    return flat(sh(host, f"journalctl {UNITS} --since=@{int(since)} {priority} -o cat --no-pager"))
+def journal(host, since: float, priority: str = "", units: str = UNITS) -> str:
+    return flat(sh(host, f"journalctl {units} --since=@{int(since)} {priority} -o cat --no-pager"))
 
 
 def watch_state(host) -> dict:
@@ -131,7 +131,9 @@ def test_flapping_addresses_recover_once_then_only_warn(host):
     log = journal(host, since)
     assert log.count("recovering k3s onto") == 1, log[-4000:]
     assert f"recovering k3s onto {final}" in log
-    assert "address event:" in log
+    # The follower saw the burst (its end is logged even when the burst began during the heal's own
+    # k3s restart); the timer's check may still be the one that took the lock and recovered.
+    assert "addresses stable for 3s after" in journal(host, since, units="-u integr8scode-k3s-watch.service"), log
     # And then some: the limit (2 an hour: the heal and this one) is reached.
     change_address(host, BEYOND_IP, BEYOND_GW)
     limit = "not recovering automatically: 2 automatic recoveries in the last hour reached the limit"

@@ -307,7 +307,7 @@ class Watcher:
         monitor = subprocess.Popen([ip, "-o", "monitor", "address"], stdout=subprocess.PIPE, universal_newlines=True)
         log(6, "following address changes (debounce %ss, mode %s)" % (self.s["debounce"], self.s["mode"]))
         self.check()
-        pending = None
+        pending, events = None, 0
         while monitor.poll() is None:
             timeout = None if pending is None else max(0.0, pending + float(self.s["debounce"]) - time.monotonic())
             ready, _w, _x = select.select([monitor.stdout], [], [], timeout)
@@ -321,14 +321,20 @@ class Watcher:
                         "address event: %s; judging k3s once the addresses are stable for %ss"
                         % (" ".join(line.split()[:5]), self.s["debounce"]),
                     )
-                pending = time.monotonic()
+                pending, events = time.monotonic(), events + 1
                 continue
+            # A burst may begin while a check or recovery runs (its own k3s restart changes cni0 and
+            # flannel.1): its end is logged too, so every burst has a line when the follower acts on it.
+            log(
+                6,
+                "addresses stable for %ss after %d address event(s); judging k3s" % (self.s["debounce"], events),
+            )
             # Quiet for the debounce since the last event: the check need not wait again.
             self.state = read_json(self.state_file)
             links, _routes = read_network(self.runner.run_command)
             self.state["addresses"] = address_snapshot(links)
             self.state["addresses_since"] = self.clock() - (time.monotonic() - pending)
-            pending = None
+            pending, events = None, 0
             self.check()
         return 1
 

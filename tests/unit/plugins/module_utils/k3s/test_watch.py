@@ -203,3 +203,24 @@ def test_healthy_status_line(made, tmp_path, capsys):
     watch.status(settings(tmp_path))
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("last check ") and "healthy, node IP 10.9.9.9; no automatic recovery yet" in line
+
+
+def test_follow_checks_once_per_burst_and_logs_its_start_and_end(made, tmp_path, monkeypatch):
+    """A fake ``ip -o monitor address``: a burst of three events, quiet past the debounce, then it
+    ends. The follower checks at start and once after the burst, never per event."""
+    monitor = tmp_path / "ip"
+    monitor.write_text(
+        "#!/bin/sh\n"
+        'for a in 10.92.0.5 10.93.0.5 10.94.0.5; do echo "2: eth0    inet $a/24 scope global eth0"; sleep 0.1; done\n'
+        "sleep 1.6\n"
+    )
+    monitor.chmod(0o755)
+    watcher = made(dict(drifted(), drift=False, findings=[]), debounce=1)
+    monkeypatch.setattr(watcher.runner, "get_bin_path", lambda name, required=False: str(monitor))
+    checks = []
+    monkeypatch.setattr(watcher, "check", lambda: checks.append(len(checks)))
+    assert watcher.follow() == 1
+    out = made.out()
+    assert len(checks) == 2, out
+    assert out.count("address event: 2: eth0 inet 10.92.0.5/24") == 1 and out.count("address event:") == 1
+    assert "addresses stable for 1s after 3 address event(s); judging k3s" in out
