@@ -1,16 +1,20 @@
-"""Issue 18 on the converged host (distro source): packages of the other source present when the
+"""Issue 18 on the converged hosts (distro source): packages of the other source present when the
 role installs are removed first and listed; a user added to the docker group is told it takes
 effect at the next login, and the play reconnects when its own user was added.
 
-The other source's packages here are the real ones the distribution has: Compose v1
-(`docker-compose`, Debian/Ubuntu's package, which Docker's install guide removes too).
-Docker's own docker-ce packages cannot be had offline; the docker-source direction is covered
-where it can fail here: with Docker's repository unreachable nothing is removed
-(test_negative.py, test_docker_repository_key_and_reachability)."""
+The switch is a host that ran Docker's own packages: docker-ce, docker-ce-cli and containerd.io
+(stand-ins that give dpkg the real packages' records, tests/standins/docker-ce; Docker's
+repository is unreachable here) in place of the distribution's docker.io, containerd and runc,
+plus the real Compose v1 (`docker-compose`, Debian/Ubuntu's package, which Docker's install
+guide removes too). The docker-source direction is covered where it can fail here: with
+Docker's repository unreachable nothing is removed (test_negative.py,
+test_docker_repository_key_and_reachability)."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 
 def flat(output: str) -> str:
@@ -23,38 +27,75 @@ def dpkg_status(host, package: str) -> str:
     return out.stdout.strip() if out.rc == 0 else "not-installed"
 
 
-def test_compose_v1_is_removed_before_the_distro_install_and_listed(host, ansible_playbook_on_host):
-    # /var/cache/apt/archives is shared by every test host (the base config's cache volume):
-    # wait out another host's apt run, as the roles' apt tasks do.
-    install = host.run(
-        "for try in $(seq 30); do DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
-        " docker-compose 2>&1 && exit 0; sleep 10; done; exit 1"
-    )
-    assert install.rc == 0, install.stdout[-2000:]
-    assert dpkg_status(host, "docker-compose") == "installed"
+STANDIN_DEBS = (
+    Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[3])) / "tests/standins/docker-ce"
+)
+DOCKER_CE = ("docker-ce", "docker-ce-cli", "containerd.io")
+# /var/cache/apt/archives is shared by every test host (the base config's cache volume): wait out
+# another host's apt run, as the roles' apt tasks do.
+APT = "for try in $(seq 30); do DEBIAN_FRONTEND=noninteractive apt-get {} 2>&1 && exit 0; sleep 10; done; exit 1"
 
-    run = ansible_playbook_on_host("converge.yml")
+
+def build_and_install(host) -> None:
+    """The stand-in packages built on the host from their control files and installed with dpkg."""
+    script = ["set -e", "rm -rf /tmp/i8c-debs", "mkdir -p /tmp/i8c-debs"]
+    for name in DOCKER_CE:
+        control = (STANDIN_DEBS / f"{name}.control").read_text()
+        script += [
+            f"mkdir -p /tmp/i8c-debs/{name}/DEBIAN",
+            f"cat > /tmp/i8c-debs/{name}/DEBIAN/control <<'CONTROL'\n{control}CONTROL",
+            f"dpkg-deb --build /tmp/i8c-debs/{name} /tmp/i8c-debs/{name}.deb",
+        ]
+    script.append("dpkg -i " + " ".join(f"/tmp/i8c-debs/{name}.deb" for name in DOCKER_CE))
+    out = host.run("\n".join(script))
+    assert out.rc == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_switching_from_docker_ce_removes_its_packages_and_compose_v1_first(all_hosts, ansible_playbook):
+    for host in all_hosts:
+        # What the user cares about outlives the switch: /var/lib/docker is kept.
+        assert host.run("docker volume create i8c-switch-keep").rc == 0
+        # Docker's packages conflict with docker.io, containerd.io with containerd and runc:
+        # a host runs one source or the other.
+        removed = host.run(APT.format("remove -y docker.io containerd runc"))
+        assert removed.rc == 0, removed.stdout[-2000:]
+        compose_v1 = host.run(APT.format("install -y --no-install-recommends docker-compose"))
+        assert compose_v1.rc == 0, compose_v1.stdout[-2000:]
+        build_and_install(host)
+        for name in DOCKER_CE + ("docker-compose",):
+            assert dpkg_status(host, name) == "installed", name
+        assert dpkg_status(host, "docker.io") != "installed"
+
+    run = ansible_playbook("converge.yml")
     assert run.returncode == 0, run.output[-3000:]
-    assert "Removed docker-compose: they conflict with docker_install_source=distro." in flat(run.output)
-    assert run.changed_tasks() == [
-        "integr8scode.provision.docker : Remove the packages that conflict with docker_install_source"
-    ]
-    assert dpkg_status(host, "docker-compose") != "installed"
-    assert dpkg_status(host, "docker.io") == "installed"
-    assert host.run("docker compose version --short").rc == 0
-    assert host.service("docker").is_running
+    removed = (
+        "Removed docker-ce, docker-ce-cli, containerd.io, docker-compose: "
+        "they conflict with docker_install_source=distro."
+    )
+    assert flat(run.output).count(removed) == len(all_hosts), flat(run.output)[-3000:]
+    for host in all_hosts:
+        for name in DOCKER_CE + ("docker-compose",):
+            assert dpkg_status(host, name) != "installed", name
+        for name in ("docker.io", "containerd", "runc"):
+            assert dpkg_status(host, name) == "installed", name
+        assert host.service("docker").is_running
+        assert host.run("docker compose version --short").rc == 0
+        assert host.run("docker volume inspect i8c-switch-keep").rc == 0
 
-    again = ansible_playbook_on_host("converge.yml")
+    again = ansible_playbook("converge.yml")
     assert again.returncode == 0, again.output[-3000:]
     assert again.total("changed") == 0, again.changed_tasks()
     assert "Removed" not in again.output
 
-    # The role removes what conflicts and, like Docker's install guide, leaves the packages that
-    # came with it (Compose v1 pulled in the Docker SDK, python3-docker). This test installed
-    # them, so it takes them away again: test_docker.py holds the role to not installing the SDK.
-    cleanup = host.run("DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y 2>&1")
-    assert cleanup.rc == 0, cleanup.stdout[-2000:]
-    assert dpkg_status(host, "python3-docker") == "not-installed"
+    for host in all_hosts:
+        host.run("docker volume rm i8c-switch-keep")
+        # The role removes what conflicts and, like Docker's install guide, leaves the packages
+        # that came with it (Compose v1 pulled in the Docker SDK, python3-docker). This test
+        # installed them, so it takes them away again: test_docker.py holds the role to not
+        # installing the SDK.
+        cleanup = host.run(APT.format("autoremove --purge -y"))
+        assert cleanup.rc == 0, cleanup.stdout[-2000:]
+        assert dpkg_status(host, "python3-docker") == "not-installed"
 
 
 def test_a_new_docker_group_member_is_told_about_the_next_login(host, ansible_playbook_on_host):
