@@ -16,10 +16,7 @@ import json
 import os
 from pathlib import Path
 
-
-def flat(output: str) -> str:
-    """The output with line wrapping undone (the yaml callback folds long messages)."""
-    return " ".join(output.split())
+from testhost import flat
 
 
 def dpkg_status(host, package: str) -> str:

@@ -13,17 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testhost import flat
 
 A = "v1.32.10+k3s1"
 B = "v1.32.11+k3s1"
 ROLE = "integr8scode.provision.k3s : "
 BUILD = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp/i8c-k3s-release")) / "k3s-release"
 FETCHED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "kubeconfig-k3s.yaml"
-
-
-def flat(output: str) -> str:
-    """The output with line wrapping undone (the yaml callback folds long messages)."""
-    return " ".join(output.split())
 
 
 def node_ip(host) -> str:

@@ -8,14 +8,10 @@ import json
 import time
 
 import pytest
+from testhost import flat
 
 STATE = "/var/lib/nordvpn/standin-settings.json"
 ROLE = "integr8scode.provision.nordvpn : "
-
-
-def flat(output: str) -> str:
-    """The output with line wrapping undone (the yaml callback folds long messages)."""
-    return " ".join(output.split())
 
 
 def settings(host) -> list[str]:
