@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 # The lowest supported ansible-core (requirements-lowest.txt): sanity and the
-# unit tests also run with it (lane item `lowest`).
+# unit tests also run with it (item `lowest`).
 VENV_LOWEST ?= .venv-lowest
 # ... on the lowest controller Python it supports (Ubuntu 22.04's 3.10) where
 # the machine has one, so the filters and modules are imported by 3.10 too.
@@ -17,32 +17,37 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-# Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one.
+# Scenarios in dependency order; `make molecule SCENARIO=k3s` runs one
+# (SCENARIO takes items, e.g. docker@bookworm+jammy+noble).
 SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover-etcd default vpn
-# `make test` runs lint, sanity, the unit tests and the scenarios in two lanes
-# at once: the runs mostly wait on systemd, k3s and containers inside their
-# own test hosts (one container per scenario, i8c-<scenario>), so two share
-# the machine's cores well. Each lane stops at its first failure; lines carry
-# the lane. Items named after make targets (lint, sanity, lowest, images) run
-# that target.
-# SOLO runs alone afterwards: the default scenario prints the no-change rerun
-# figure of site.yml (per platform where it runs on several, each host's rerun
-# alone), which a second lane's load would distort. It runs on all three
-# declared platforms: Ubuntu's docker.io 29 keeps images in the containerd
-# image store, whose image IDs the stack role translates (docs/DEVELOPING.md).
-# The longest scenarios start first, so the lanes end close together. The
-# item `images` builds the other platforms' test-host images (debootstrap,
-# mostly download) in one lane while the other already runs a scenario; an @
-# item builds any of its images still missing itself.
+# `make test` runs ITEMS from one queue, JOBS at a time (make's own job
+# server): lint, sanity, the unit tests and the scenarios. The scenarios mostly
+# wait on systemd, k3s and containers inside their own test hosts (one per
+# scenario and platform, i8c-<scenario>[-<suite>]); with two at once this
+# machine's 2 cores still sat 25-30 % idle (vmstat), so three share them. The
+# longest items come first and the short ones fill the gaps at the end. Every
+# line carries its item's name and each item is timed; after the first failure
+# no further item starts. Items named after make targets (lint, sanity, lowest,
+# images) run that target; `unit` runs the unit tests.
 # An item `scenario@suite+suite` runs the scenario once with a test host per
 # listed suite side by side (tests/images/platforms.py): the declared
-# platforms (Debian 12, Ubuntu 22.04, 24.04) get the docker scenario that
-# way, in one run.
-LANE_1 ?= lint sanity recover-sqlite vpn k3s lowest harness k3s-standin
-LANE_2 ?= images unit recover-etcd stack docker@bookworm+jammy+noble nordvpn
-# The test-host images of the other declared distributions (lane @ items).
+# platforms (Debian 12, Ubuntu 22.04, 24.04) get the default and docker
+# scenarios that way. The first of them builds the Ubuntu test-host images
+# (debootstrap, mostly download) while other items run; the next one waits
+# for it (flock) and finds them built.
+# PERF: the default scenario prints the no-change rerun figure of site.yml per
+# platform, each host's rerun alone, which the other items' load would
+# distort. In `make test` that one test waits: the PERF item runs everything
+# else with the others and leaves its hosts up, and `make perf` then runs
+# test_no_change_rerun alone on them and destroys them. Ubuntu's docker.io 29
+# keeps images in the containerd image store, whose image IDs the stack role
+# translates (docs/DEVELOPING.md).
+ITEMS ?= default@bookworm+jammy+noble recover-etcd stack vpn recover-sqlite \
+  docker@bookworm+jammy+noble k3s lowest unit nordvpn k3s-standin lint sanity harness
+JOBS ?= 3
+PERF ?= default@bookworm+jammy+noble
+# The test-host images of the other declared distributions (@ items).
 EXTRA_SUITES ?= jammy noble
-SOLO ?= default@bookworm+jammy+noble
 SCENARIO ?=
 # Extra pytest arguments for `make unit`.
 UNIT_ARGS ?=
@@ -66,7 +71,7 @@ define timed
 	echo "==> $(1) took $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help setup setup-dev dev-venv lowest-venv changelog image images lowest fixtures lint sanity unit molecule lanes solo test bench lab lab-destroy build docs clean
+.PHONY: help setup setup-dev dev-venv lowest-venv changelog image images lowest fixtures lint sanity unit molecule items perf test bench lab lab-destroy build docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -142,40 +147,48 @@ lowest: image ## Sanity, unit tests and the playbooks' syntax with the lowest su
 	$(MAKE) --no-print-directory VENV=$(VENV_LOWEST) UNIT_ARGS=--ignore=tests/unit/standins sanity unit
 	$(VENV_LOWEST)/bin/ansible-playbook --syntax-check -i inventory/sample/hosts.yml site.yml playbooks/*.yml
 
-molecule: image ## All molecule scenarios, or one: make molecule SCENARIO=name
-	@$(MAKE) --no-print-directory lane-only LANE_only="$(or $(SCENARIO),$(SCENARIOS))"
+molecule: image ## All molecule scenarios one after another, or some: make molecule SCENARIO="k3s stack"
+	@$(MAKE) --no-print-directory -j1 $(addprefix item-,$(or $(SCENARIO),$(SCENARIOS)))
 
-# A lane is a list of `unit` and scenario names, run in order, each timed.
-lane-%:
-	@for s in $(LANE_$*); do \
-	  start=$$(date +%s); \
-	  case "$$s" in \
+# The pytest selection of the PERF test, and the molecule command of an item
+# (the @ items with their generated base configuration and their own
+# ephemeral directory, so the same scenario can run beside another suite).
+PERF_TEST := test_no_change_rerun
+molecule_cmd = $(if $(findstring @,$(1)),MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$(1) \
+  molecule --base-config .cache/molecule/platforms-$(lastword $(subst @, ,$(1))).yml,molecule)
+
+# One item, its output prefixed with its name and its time printed, also when
+# it fails. ITEM_DEFER_PERF names the item whose PERF test `make perf` runs.
+item-%:
+	@s='$*'; start=$$(date +%s); rc=0; \
+	{ case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \
-	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
-	    $(MAKE) --no-print-directory images EXTRA_SUITES="$${suites//+/ }"; \
-	    echo "==> molecule test -s $$scenario on $$suites"; \
-	    $(BIN)/python tests/images/platforms.py "$$suites" "$$config"; \
-	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$scenario@$$suites \
-	      molecule --base-config "$$config" test -s "$$scenario" ;; \
+	  *@*) suites=$${s#*@}; echo "==> molecule test -s $${s%@*} on $$suites"; \
+	    mkdir -p .cache && flock .cache/images.lock $(MAKE) --no-print-directory images EXTRA_SUITES="$${suites//+/ }" && \
+	    $(BIN)/python tests/images/platforms.py "$$suites" .cache/molecule/platforms-$$suites.yml && \
+	    if [ "$$s" = "$(ITEM_DEFER_PERF)" ]; then \
+	      echo "==> $(PERF_TEST) waits for make perf" && \
+	      $(call molecule_cmd,$*) destroy -s "$${s%@*}" && \
+	      PYTEST_ADDOPTS="-k 'not $(PERF_TEST)'" $(call molecule_cmd,$*) test -s "$${s%@*}" --destroy never; \
+	    else $(call molecule_cmd,$*) test -s "$${s%@*}"; fi ;; \
 	  *) echo "==> molecule test -s $$s"; molecule test -s $$s ;; \
-	  esac; \
-	  echo "==> $$s took $$(( $$(date +%s) - start ))s"; \
-	done
+	  esac; } 2>&1 | sed -u "s/^/[$$s] /" || rc=$$?; \
+	echo "[$$s] ==> $$s took $$(( $$(date +%s) - start ))s$$( [ $$rc = 0 ] || echo " (exit $$rc)")"; exit $$rc
 
-lanes: fixtures ## The unit tests and every scenario in two concurrent lanes
-	@start=$$(date +%s); \
-	( $(MAKE) --no-print-directory lane-1 2>&1 | sed -u 's/^/[lane 1] /' ) & one=$$!; \
-	( $(MAKE) --no-print-directory lane-2 2>&1 | sed -u 's/^/[lane 2] /' ) & two=$$!; \
-	rc=0; wait $$one || rc=1; wait $$two || rc=1; \
-	echo "==> lanes took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
+items: fixtures ## lint, sanity, the unit tests and every scenario: ITEMS, JOBS at a time
+	@start=$$(date +%s); rc=0; \
+	$(MAKE) --no-print-directory -j$(JOBS) ITEM_DEFER_PERF=$(PERF) $(addprefix item-,$(ITEMS)) || rc=$$?; \
+	echo "==> items took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
-solo: fixtures images ## The scenarios that print timing figures, alone (SOLO)
-	$(MAKE) --no-print-directory molecule SCENARIO="$(SOLO)"
+perf: ## The PERF test alone on the hosts `make items` left up (item PERF), then destroy them
+	@echo "==> $(PERF_TEST) of $(PERF), alone"
+	PYTEST_ADDOPTS="-k $(PERF_TEST)" $(call molecule_cmd,$(PERF)) verify -s $(firstword $(subst @, ,$(PERF)))
+	$(call molecule_cmd,$(PERF)) destroy -s $(firstword $(subst @, ,$(PERF)))
 
-test: ## Everything CI runs: lint, sanity, unit and molecule in two lanes, then SOLO
-	$(call timed,lanes)
-	$(call timed,solo)
+test: ## Everything CI runs: ITEMS, JOBS at a time, then the PERF test alone
+	$(call timed,items)
+	$(call timed,perf)
 
 bench: ## Benchmarks (print numbers; no assertions)
 	$(BIN)/python bench/wait_latency.py

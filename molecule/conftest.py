@@ -133,7 +133,7 @@ def run_playbook_in_terminal(
 @pytest.fixture(scope="session")
 def ansible_playbook():
     """Callable running a playbook (relative to the scenario) on the scenario's test hosts (all of
-    them, where a lane item `scenario@suite+suite` runs several side by side)."""
+    them, where an item `scenario@suite+suite` runs several side by side)."""
     return run_playbook
 
 

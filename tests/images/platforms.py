@@ -4,12 +4,12 @@ The one place for molecule platform settings stays `.config/molecule/config.yml`
 single platform and repeats it once per suite (`jammy`, `noble`, ...), changing only what differs,
 so one scenario run converges and verifies every listed platform side by side (Ansible runs the
 hosts in parallel; testinfra parametrizes each test by host). `make` passes the result to
-`molecule --base-config` for lane items written `scenario@suite+suite`.
+`molecule --base-config` for items written `scenario@suite+suite`.
 
 Differs per platform: the name and hostname (`i8c-<scenario>-<suite>`), the image
 (`integr8scode-testhost:<suite>`, tests/images/build-test-image.sh), and the apt download cache
-(one per suite: Debian's and Ubuntu's archives must not share a directory, and two hosts of one
-run must not wait on one archive lock).
+(one per test host, named after it: Debian's and Ubuntu's archives must not share a directory,
+and apt does not wait for another host's lock on it).
 
 Usage: python tests/images/platforms.py SUITE[+SUITE...] OUTPUT
 """
@@ -37,7 +37,7 @@ def platforms_config(base: dict, suites: list[str]) -> dict:
         platform["name"] = platform["hostname"] = "i8c-${MOLECULE_SCENARIO_NAME}-" + suite
         platform["image"] = "integr8scode-testhost:" + ("latest" if suite == "bookworm" else suite)
         platform["volumes"] = [
-            f"{APT_CACHE}-{suite}:/var/cache/apt/archives" if v.startswith(APT_CACHE + ":") else v
+            f"{APT_CACHE}/{platform['name']}:/var/cache/apt/archives" if v.startswith(APT_CACHE + "/") else v
             for v in platform["volumes"]
         ]
         config["platforms"].append(platform)
