@@ -23,28 +23,28 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # `make test` runs ITEMS from one queue, JOBS at a time (make's own job
 # server): lint, sanity, the unit tests and the scenarios. The scenarios mostly
 # wait on systemd, k3s and containers inside their own test hosts (one per
-# scenario and platform, i8c-<scenario>[-<suite>]); with two at once this
-# machine's 2 cores still sat 25-30 % idle (vmstat), so three share them. The
-# longest items come first and the short ones fill the gaps at the end. Every
-# line carries its item's name and each item is timed; after the first failure
-# no further item starts. Items named after make targets (lint, sanity, lowest,
-# images) run that target; `unit` runs the unit tests.
+# scenario and platform, i8c-<scenario>[-<suite>]), so two share the machine's
+# 2 cores well; three did not (vmstat: no idle left, every item twice as slow).
+# The longest items come first and the short ones fill the gaps at the end.
+# Every line carries its item's name and each item is timed; after the first
+# failure no further item starts. Items named after make targets (lint,
+# sanity, lowest, images) run that target; `unit` runs the unit tests.
 # An item `scenario@suite+suite` runs the scenario once with a test host per
 # listed suite side by side (tests/images/platforms.py): the declared
 # platforms (Debian 12, Ubuntu 22.04, 24.04) get the default and docker
 # scenarios that way. The first of them builds the Ubuntu test-host images
 # (debootstrap, mostly download) while other items run; the next one waits
 # for it (flock) and finds them built.
-# PERF: the default scenario prints the no-change rerun figure of site.yml per
-# platform, each host's rerun alone, which the other items' load would
-# distort. In `make test` that one test waits: the PERF item runs everything
-# else with the others and leaves its hosts up, and `make perf` then runs
-# test_no_change_rerun alone on them and destroys them. Ubuntu's docker.io 29
-# keeps images in the containerd image store, whose image IDs the stack role
-# translates (docs/DEVELOPING.md).
-ITEMS ?= default@bookworm+jammy+noble recover-etcd stack vpn recover-sqlite \
-  docker@bookworm+jammy+noble k3s lowest unit nordvpn k3s-standin lint sanity harness
-JOBS ?= 3
+# PERF runs alone afterwards: the default scenario prints the no-change rerun
+# figure of site.yml per platform, each host's rerun alone, which the other
+# items' load would distort. Its hosts are not kept up for that while the
+# queue runs: an idle converged host still costs about a fifth of a core
+# (healthchecks, the workers' API polls; cgroup cpuacct). Ubuntu's docker.io
+# 29 keeps images in the containerd image store, whose image IDs the stack
+# role translates (docs/DEVELOPING.md).
+ITEMS ?= recover-etcd stack vpn recover-sqlite docker@bookworm+jammy+noble k3s \
+  lowest unit nordvpn k3s-standin lint sanity harness
+JOBS ?= 2
 PERF ?= default@bookworm+jammy+noble
 # The test-host images of the other declared distributions (@ items).
 EXTRA_SUITES ?= jammy noble
@@ -150,15 +150,14 @@ lowest: image ## Sanity, unit tests and the playbooks' syntax with the lowest su
 molecule: image ## All molecule scenarios one after another, or some: make molecule SCENARIO="k3s stack"
 	@$(MAKE) --no-print-directory -j1 $(addprefix item-,$(or $(SCENARIO),$(SCENARIOS)))
 
-# The pytest selection of the PERF test, and the molecule command of an item
-# (the @ items with their generated base configuration and their own
-# ephemeral directory, so the same scenario can run beside another suite).
-PERF_TEST := test_no_change_rerun
+# The molecule command of an item (the @ items with their generated base
+# configuration and their own ephemeral directory, so the same scenario can
+# run beside another suite).
 molecule_cmd = $(if $(findstring @,$(1)),MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$(1) \
   molecule --base-config .cache/molecule/platforms-$(lastword $(subst @, ,$(1))).yml,molecule)
 
 # One item, its output prefixed with its name and its time printed, also when
-# it fails. ITEM_DEFER_PERF names the item whose PERF test `make perf` runs.
+# it fails.
 item-%:
 	@s='$*'; start=$$(date +%s); rc=0; \
 	{ case "$$s" in \
@@ -167,26 +166,20 @@ item-%:
 	  *@*) suites=$${s#*@}; echo "==> molecule test -s $${s%@*} on $$suites"; \
 	    mkdir -p .cache && flock .cache/images.lock $(MAKE) --no-print-directory images EXTRA_SUITES="$${suites//+/ }" && \
 	    $(BIN)/python tests/images/platforms.py "$$suites" .cache/molecule/platforms-$$suites.yml && \
-	    if [ "$$s" = "$(ITEM_DEFER_PERF)" ]; then \
-	      echo "==> $(PERF_TEST) waits for make perf" && \
-	      $(call molecule_cmd,$*) destroy -s "$${s%@*}" && \
-	      PYTEST_ADDOPTS="-k 'not $(PERF_TEST)'" $(call molecule_cmd,$*) test -s "$${s%@*}" --destroy never; \
-	    else $(call molecule_cmd,$*) test -s "$${s%@*}"; fi ;; \
+	    $(call molecule_cmd,$*) test -s "$${s%@*}" ;; \
 	  *) echo "==> molecule test -s $$s"; molecule test -s $$s ;; \
 	  esac; } 2>&1 | sed -u "s/^/[$$s] /" || rc=$$?; \
 	echo "[$$s] ==> $$s took $$(( $$(date +%s) - start ))s$$( [ $$rc = 0 ] || echo " (exit $$rc)")"; exit $$rc
 
-items: fixtures ## lint, sanity, the unit tests and every scenario: ITEMS, JOBS at a time
+items: fixtures ## lint, sanity, the unit tests and every scenario but PERF: ITEMS, JOBS at a time
 	@start=$$(date +%s); rc=0; \
-	$(MAKE) --no-print-directory -j$(JOBS) ITEM_DEFER_PERF=$(PERF) $(addprefix item-,$(ITEMS)) || rc=$$?; \
+	$(MAKE) --no-print-directory -j$(JOBS) $(addprefix item-,$(ITEMS)) || rc=$$?; \
 	echo "==> items took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
-perf: ## The PERF test alone on the hosts `make items` left up (item PERF), then destroy them
-	@echo "==> $(PERF_TEST) of $(PERF), alone"
-	PYTEST_ADDOPTS="-k $(PERF_TEST)" $(call molecule_cmd,$(PERF)) verify -s $(firstword $(subst @, ,$(PERF)))
-	$(call molecule_cmd,$(PERF)) destroy -s $(firstword $(subst @, ,$(PERF)))
+perf: fixtures ## The scenario that prints timing figures (PERF), alone
+	@$(MAKE) --no-print-directory item-$(PERF)
 
-test: ## Everything CI runs: ITEMS, JOBS at a time, then the PERF test alone
+test: ## Everything CI runs: ITEMS, JOBS at a time, then PERF alone
 	$(call timed,items)
 	$(call timed,perf)
 
