@@ -150,23 +150,20 @@ lowest: image ## Sanity, unit tests and the playbooks' syntax with the lowest su
 molecule: image ## All molecule scenarios one after another, or some: make molecule SCENARIO="k3s stack"
 	@$(MAKE) --no-print-directory -j1 $(addprefix item-,$(or $(SCENARIO),$(SCENARIOS)))
 
-# The molecule command of an item (the @ items with their generated base
-# configuration and their own ephemeral directory, so the same scenario can
-# run beside another suite).
-molecule_cmd = $(if $(findstring @,$(1)),MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$(1) \
-  molecule --base-config .cache/molecule/platforms-$(lastword $(subst @, ,$(1))).yml,molecule)
-
 # One item, its output prefixed with its name and its time printed, also when
-# it fails.
+# it fails. An @ item gets its generated base configuration and an ephemeral
+# directory of its own, so the same scenario can run beside another suite.
 item-%:
 	@s='$*'; start=$$(date +%s); rc=0; \
 	{ case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \
-	  *@*) suites=$${s#*@}; echo "==> molecule test -s $${s%@*} on $$suites"; \
+	  *@*) scenario=$${s%@*}; suites=$${s#*@}; config=.cache/molecule/platforms-$$suites.yml; \
+	    echo "==> molecule test -s $$scenario on $$suites"; \
 	    mkdir -p .cache && flock .cache/images.lock $(MAKE) --no-print-directory images EXTRA_SUITES="$${suites//+/ }" && \
-	    $(BIN)/python tests/images/platforms.py "$$suites" .cache/molecule/platforms-$$suites.yml && \
-	    $(call molecule_cmd,$*) test -s "$${s%@*}" ;; \
+	    $(BIN)/python tests/images/platforms.py "$$suites" "$$config" && \
+	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$s \
+	      molecule --base-config "$$config" test -s "$$scenario" ;; \
 	  *) echo "==> molecule test -s $$s"; molecule test -s $$s ;; \
 	  esac; } 2>&1 | sed -u "s/^/[$$s] /" || rc=$$?; \
 	echo "[$$s] ==> $$s took $$(( $$(date +%s) - start ))s$$( [ $$rc = 0 ] || echo " (exit $$rc)")"; exit $$rc
