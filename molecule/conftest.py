@@ -23,6 +23,28 @@ import testinfra
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 
+# (test, playbook, seconds) of every playbook a test ran: printed after the run, where CI time
+# goes inside a verifier (pytest's durations name only the slowest tests, not what they ran).
+PLAYBOOK_RUNS: list[tuple[str, str, float]] = []
+
+
+def record_run(argv: list[str], started: float) -> None:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0].split("::", 1)[-1]
+    playbook = Path(argv[3]).name + (" --check" if "--check" in argv else "")
+    PLAYBOOK_RUNS.append((test, playbook, time.monotonic() - started))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not PLAYBOOK_RUNS:
+        return
+    per_test: dict[str, list[float]] = {}
+    for test, _playbook, seconds in PLAYBOOK_RUNS:
+        per_test.setdefault(test, []).append(seconds)
+    total = sum(seconds for _t, _p, seconds in PLAYBOOK_RUNS)
+    terminalreporter.write_sep("=", f"{len(PLAYBOOK_RUNS)} playbook runs, {total:.0f}s")
+    for test, runs in sorted(per_test.items(), key=lambda item: -sum(item[1]))[:15]:
+        terminalreporter.write_line(f"{sum(runs):7.1f}s {len(runs):3d} runs  {test}")
+
 
 @dataclass
 class PlaybookRun:
@@ -80,7 +102,9 @@ def playbook_command(playbook: str | Path, *args: str, env: dict[str, str] | Non
 def run_playbook(playbook: str | Path, *args: str, env: dict[str, str] | None = None) -> PlaybookRun:
     """Run a playbook of the current scenario against its molecule inventory."""
     argv, run_env = playbook_command(playbook, *args, env=env)
+    started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, check=False, timeout=1800)
+    record_run(argv, started)
     output = proc.stdout + proc.stderr
     return PlaybookRun(proc.returncode, output, parse_recap(proc.stdout))
 
@@ -91,6 +115,7 @@ def run_playbook_in_terminal(
     """Run a playbook on a pseudo-terminal, as a person at a shell does, typing each answer once
     its prompt text appears (ansible.builtin.pause only prompts when stdin is a terminal)."""
     argv, run_env = playbook_command(playbook, *args)
+    started = time.monotonic()
     pid, fd = pty.fork()
     if pid == 0:  # the child: exec the playbook with the pty as its terminal
         os.execvpe(argv[0], argv, run_env)
@@ -125,6 +150,7 @@ def run_playbook_in_terminal(
     finally:
         os.close(fd)
     status = os.waitpid(pid, 0)[1]
+    record_run(argv, started)
     text = output.decode(errors="replace").replace("\r\n", "\n")
     assert not pending, f"never prompted for {sorted(pending)}: {text[-3000:]}"
     return PlaybookRun(os.waitstatus_to_exitcode(status), text, parse_recap(text))
