@@ -38,8 +38,8 @@ SCENARIOS ?= harness docker nordvpn k3s-standin k3s stack recover-sqlite recover
 # PERF runs alone afterwards: the default scenario prints the no-change rerun
 # figure of site.yml per platform, each host's rerun alone, which the other
 # items' load would distort. Its hosts are not kept up for that while the
-# queue runs: an idle converged host still costs about a fifth of a core
-# (healthchecks, the workers' API polls; cgroup cpuacct). Ubuntu's docker.io
+# queue runs: an idle converged host still costs CPU (healthchecks, the
+# workers' API polls; figures in docs/DEVELOPING.md). Ubuntu's docker.io
 # 29 keeps images in the containerd image store, whose image IDs the stack
 # role translates (docs/DEVELOPING.md).
 ITEMS ?= recover-etcd stack vpn recover-sqlite docker@bookworm+jammy+noble k3s \
