@@ -28,10 +28,10 @@ RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 PLAYBOOK_RUNS: list[tuple[str, str, float]] = []
 
 
-def record_run(argv: list[str], started: float) -> None:
+def record_run(playbook: str | Path, args: tuple[str, ...], started: float) -> None:
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0].split("::", 1)[-1]
-    playbook = Path(argv[3]).name + (" --check" if "--check" in argv else "")
-    PLAYBOOK_RUNS.append((test, playbook, time.monotonic() - started))
+    name = Path(playbook).name + (" --check" if "--check" in args else "")
+    PLAYBOOK_RUNS.append((test, name, time.monotonic() - started))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -104,7 +104,7 @@ def run_playbook(playbook: str | Path, *args: str, env: dict[str, str] | None = 
     argv, run_env = playbook_command(playbook, *args, env=env)
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, check=False, timeout=1800)
-    record_run(argv, started)
+    record_run(playbook, args, started)
     output = proc.stdout + proc.stderr
     return PlaybookRun(proc.returncode, output, parse_recap(proc.stdout))
 
@@ -150,7 +150,7 @@ def run_playbook_in_terminal(
     finally:
         os.close(fd)
     status = os.waitpid(pid, 0)[1]
-    record_run(argv, started)
+    record_run(playbook, args, started)
     text = output.decode(errors="replace").replace("\r\n", "\n")
     assert not pending, f"never prompted for {sorted(pending)}: {text[-3000:]}"
     return PlaybookRun(os.waitstatus_to_exitcode(status), text, parse_recap(text))

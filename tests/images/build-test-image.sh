@@ -124,9 +124,8 @@ UNIT
 mkdir -p "$rootfs/etc/systemd/system/sysinit.target.wants"
 ln -sf ../i8c-proc-sys-net-rw.service "$rootfs/etc/systemd/system/sysinit.target.wants/i8c-proc-sys-net-rw.service"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-# dpkg without an fsync per unpacked file, as Debian's and Ubuntu's own
-# container images do (/etc/dpkg/dpkg.cfg.d/docker-apt-speedup): a test host
-# is thrown away, never crashes half-written, and every scenario installs
+# dpkg without an fsync per unpacked file (force-unsafe-io): a test host is
+# thrown away, never crashes half-written, and every scenario installs
 # packages (Docker, python3-kubernetes, the package switches of `docker`).
 echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/i8c-unsafe-io"
 
