@@ -64,6 +64,12 @@ export DOCKER_CONFIG
 # set-ups write nothing outside it.
 export PIP_CACHE_DIR := $(abspath .cache/pip)
 
+# CI shows only the tail of its output: after the queue, the failure lines of
+# each failed item.
+failure_digests = for item in $(1); do [ -e ".cache/items/$$item.log.failed" ] || continue; \
+  echo "==> what failed in $$item (whole output: .cache/items/$$item.log):"; \
+  $(BIN)/python tests/ci/failure_digest.py ".cache/items/$$item.log" | sed "s/^/    /"; done
+
 # Prints how long a stage took, so CI logs show where the time goes.
 define timed
 	@start=$$(date +%s); echo "==> $(1)"; \
@@ -154,7 +160,7 @@ molecule: image ## All molecule scenarios one after another, or some: make molec
 # it fails. An @ item gets its generated base configuration and an ephemeral
 # directory of its own, so the same scenario can run beside another suite.
 item-%:
-	@s='$*'; start=$$(date +%s); rc=0; \
+	@s='$*'; start=$$(date +%s); rc=0; log=.cache/items/$$s.log; mkdir -p .cache/items; rm -f "$$log.failed"; \
 	{ case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \
@@ -165,16 +171,19 @@ item-%:
 	    MOLECULE_EPHEMERAL_DIRECTORY=$(abspath .cache/molecule)/$$s \
 	      molecule --base-config "$$config" test -s "$$scenario" ;; \
 	  *) echo "==> molecule test -s $$s"; molecule test -s $$s ;; \
-	  esac; } 2>&1 | sed -u "s/^/[$$s] /" || rc=$$?; \
-	echo "[$$s] ==> $$s took $$(( $$(date +%s) - start ))s$$( [ $$rc = 0 ] || echo " (exit $$rc)")"; exit $$rc
+	  esac; } 2>&1 | tee "$$log" | sed -u "s/^/[$$s] /" || rc=$$?; \
+	echo "[$$s] ==> $$s took $$(( $$(date +%s) - start ))s$$( [ $$rc = 0 ] || echo " (exit $$rc)")"; \
+	[ $$rc = 0 ] || touch "$$log.failed"; exit $$rc
 
 items: fixtures ## lint, sanity, the unit tests and every scenario but PERF: ITEMS, JOBS at a time
-	@start=$$(date +%s); rc=0; \
+	@start=$$(date +%s); rc=0; rm -f .cache/items/*.log.failed; \
 	$(MAKE) --no-print-directory -j$(JOBS) $(addprefix item-,$(ITEMS)) || rc=$$?; \
+	$(call failure_digests,$(ITEMS)); \
 	echo "==> items took $$(( $$(date +%s) - start ))s (exit $$rc)"; exit $$rc
 
 perf: fixtures ## The scenario that prints timing figures (PERF), alone
-	@$(MAKE) --no-print-directory item-$(PERF)
+	@rc=0; $(MAKE) --no-print-directory item-$(PERF) || rc=$$?; \
+	$(call failure_digests,$(PERF)); exit $$rc
 
 test: ## Everything CI runs: ITEMS, JOBS at a time, then PERF alone
 	$(call timed,items)

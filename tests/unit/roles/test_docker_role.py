@@ -67,6 +67,7 @@ def test_defaults_and_offline_values_pass(validate_playbook):
         ({"docker_address_pools": [{"base": "172.20.0.0/33", "size": 24}]}, "docker_address_pools"),
         ({"docker_address_pools_avoid": ["not-a-cidr"]}, "docker_address_pools_avoid"),
         ({"docker_daemon_options": {"default-address-pools": [{"base": "10.5.0.0/16", "size": 24}]}}, "overlaps"),
+        ({"docker_apt_update_retries": 0}, "docker_apt_update_retries = 0: at least 1"),
     ],
     ids=[
         "source",
@@ -79,6 +80,7 @@ def test_defaults_and_offline_values_pass(validate_playbook):
         "bad-cidr",
         "bad-avoid",
         "nordlynx-overlap",
+        "no-apt-try",
     ],
 )
 def test_bad_input_is_named(validate_playbook, extra, expected):
