@@ -157,10 +157,13 @@ molecule: image ## All molecule scenarios one after another, or some: make molec
 	@$(MAKE) --no-print-directory -j1 $(addprefix item-,$(or $(SCENARIO),$(SCENARIOS)))
 
 # One item, its output prefixed with its name and its time printed, also when
-# it fails. An @ item gets its generated base configuration and an ephemeral
-# directory of its own, so the same scenario can run beside another suite.
+# it fails. Molecule wraps its output at COLUMNS (80 without a terminal), which
+# would split a failure line. An @ item gets its generated base configuration
+# and an ephemeral directory of its own, so the same scenario can run beside
+# another suite.
 item-%:
 	@s='$*'; start=$$(date +%s); rc=0; log=.cache/items/$$s.log; mkdir -p .cache/items; rm -f "$$log.failed"; \
+	export COLUMNS=200; \
 	{ case "$$s" in \
 	  unit) echo "==> unit ($$(ansible --version | head -n 1))"; pytest tests/unit ;; \
 	  lint | sanity | lowest | images) echo "==> $$s"; $(MAKE) --no-print-directory $$s ;; \

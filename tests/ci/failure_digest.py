@@ -16,12 +16,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Molecule frames a step's output with box-drawing characters and indents it.
 FRAME = re.compile(r"^[\s│└─┌]*")
 WANTED = (
-    re.compile(r"^(FAILED|ERROR) \S+"),  # pytest's short summary (-ra)
+    re.compile(r"^(FAILED|ERROR) \S+::"),  # pytest's short summary (-ra), not "FAILED - RETRYING"
     re.compile(r"^E {3}"),  # pytest's assertion and exception lines
     re.compile(r"^(fatal|failed): \["),  # Ansible task failures
     re.compile(r"FAILED! =>"),
     re.compile(r"^ERROR +"),  # molecule's own errors
-    re.compile(r"timed out|Timeout", re.IGNORECASE),
 )
 WIDTH = 400
 
