@@ -53,12 +53,22 @@ def eth0_ip(host) -> str:
 def change_address(host, new_ip: str, gateway: str) -> str:
     """A network switch as the host sees it: new address on eth0, old one gone, default route
     moved. Nothing is restarted (a running k3s keeps its old addresses, k3s #1977)."""
+    return change_addresses(host, [(new_ip, gateway)], 0)
+
+
+def change_addresses(host, changes: list[tuple[str, str]], gap: float) -> str:
+    """change_address for each (address, gateway) in turn, ``gap`` seconds apart, in one command
+    on the host: the gaps are the host's own, not those of `docker exec` calls, which take
+    seconds on a loaded machine. Returns the address eth0 had before."""
     old = sh(host, "ip -4 -o addr show dev eth0").split()[3]
-    sh(
-        host,
-        f"ip addr add {new_ip}/24 dev eth0 && ip addr del {old} dev eth0 && "
-        f"ip route replace default via {gateway} dev eth0 onlink",
-    )
+    steps, previous = [], old
+    for new_ip, gateway in changes:
+        steps.append(
+            f"ip addr add {new_ip}/24 dev eth0 && ip addr del {previous} dev eth0 && "
+            f"ip route replace default via {gateway} dev eth0 onlink"
+        )
+        previous = f"{new_ip}/24"
+    sh(host, f" && sleep {gap} && ".join(steps))
     return old.split("/")[0]
 
 

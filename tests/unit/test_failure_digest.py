@@ -15,7 +15,7 @@ LOG = [
     "  \x1b[2m│\x1b[0m tests/test_watch.py::test_flapping FAILED\n",
     "  \x1b[2m│\x1b[0m E   AssertionError: one recovery onto 10.94.0.5 not seen within 300 s\n",
     "  \x1b[2m│\x1b[0m E   assert False\n",
-    "  │ fatal: [i8c-recover-sqlite]: FAILED! => {\"msg\": \"" + "x" * 900 + "\"}\n",
+    '  │ fatal: [i8c-recover-sqlite]: FAILED! => {"msg": "' + "x" * 900 + '"}\n',
     "  │ ok: [i8c-recover-sqlite]\n",
     "  │ FAILED tests/test_watch.py::test_flapping - AssertionError: one recovery\n",
     "\x1b[31mERROR   \x1b[0m Verifier tests failed\n",
