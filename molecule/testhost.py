@@ -58,8 +58,8 @@ def change_address(host, new_ip: str, gateway: str) -> str:
 
 def change_addresses(host, changes: list[tuple[str, str]], gap: float) -> str:
     """change_address for each (address, gateway) in turn, ``gap`` seconds apart, in one command
-    on the host: the gaps are the host's own, not those of `docker exec` calls, which take
-    seconds on a loaded machine. Returns the address eth0 had before."""
+    on the host: the gaps are the host's own, not those of `docker exec` calls, whose latency
+    grows with the machine's load. Returns the address eth0 had before."""
     old = sh(host, "ip -4 -o addr show dev eth0").split()[3]
     steps, previous = [], old
     for new_ip, gateway in changes:
