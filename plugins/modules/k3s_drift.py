@@ -66,6 +66,14 @@ options:
     type: list
     elements: path
     default: [/etc/rancher/k3s/k3s.yaml]
+  hung_start_after:
+    description:
+      - Seconds a start may stay C(activating) before a warning says it hangs. The installer's
+        unit has C(TimeoutStartSec=0), so a k3s that never reports ready waits forever without
+        a restart. Embedded etcd's C(not a member of the etcd cluster) loop (k3s 7558, 2732) is
+        drift at once, read from the journal of the unit's current process.
+    type: float
+    default: 300
 author:
   - integr8scode.provision maintainers (@integr8scode)
 notes:
@@ -132,9 +140,24 @@ crash_looping:
   returned: always
   type: bool
 service:
-  description: The unit's C(active_state), C(sub_state), C(result), C(n_restarts), C(load_state).
+  description:
+    - The unit's C(active_state), C(sub_state), C(result), C(n_restarts), C(load_state),
+      C(main_pid) and C(started_monotonic).
   returned: always
   type: dict
+starting_for:
+  description: Seconds the unit has been C(activating) in its current start, or null.
+  returned: always
+  type: float
+refused:
+  description:
+    - What the recovery cannot rebuild on this host, one message each (empty when it can),
+      C(node-ip) or C(flannel-iface) set in a drop-in, an IPv6 or dual-stack C(node-ip), an
+      external datastore, a server joining another, other etcd members or other nodes, a
+      C(data-dir) the recovery is not set to. C(recover.yml) and the watcher both refuse on it.
+  returned: always
+  type: list
+  elements: str
 node_ip:
   description:
     - C(config) (node-ip from the configuration, or null), C(config_file) (the file that sets

@@ -32,8 +32,10 @@ def ips_from_node_record(blob):
     """InternalIP addresses in a node object, stored as JSON or as Kubernetes protobuf.
 
     Protobuf NodeAddress is `type` then `address` as length-prefixed strings, so the address
-    follows "InternalIP" within a few bytes; JSON may order the keys either way. The k3s
-    annotation `k3s.io/internal-ip` is read as well.
+    follows "InternalIP" within a few bytes; JSON may order the keys either way. The
+    `k3s.io/internal-ip` annotation is not read: k3s patches it at every start
+    (pkg/agent/run.go), so it shows the configured address even while the InternalIP the cluster
+    uses is stale (k3s #12844); reading both hid that drift.
     """
     if isinstance(blob, bytes):
         text = blob.decode("latin-1")
@@ -43,7 +45,6 @@ def ips_from_node_record(blob):
     patterns = (
         r"InternalIP[\"']?.{0,24}?(?:address[\"']?\s*:\s*[\"']?)?(\d{1,3}(?:\.\d{1,3}){3})",
         r"address[\"']?\s*:\s*[\"'](\d{1,3}(?:\.\d{1,3}){3})[\"']\s*,\s*[\"']type[\"']\s*:\s*[\"']InternalIP",
-        r"k3s\.io/internal-ip[\"']?\s*[:=]?.{0,4}?(\d{1,3}(?:\.\d{1,3}){3})",
     )
     for pattern in patterns:
         for match in re.finditer(pattern, text, re.S):
@@ -53,20 +54,20 @@ def ips_from_node_record(blob):
     return found
 
 
-def sqlite_node_ips(db_path, node_name):
-    """(ips, error) from the newest kine row of the node (or of every node if the name is absent)."""
+def sqlite_nodes(db_path):
+    """({node name: [InternalIP]}, error) from the newest kine row of each node."""
     if not os.path.isfile(db_path):
-        return [], None
+        return {}, None
     try:
         conn = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=2)
     except sqlite3.Error as exc:
-        return [], "cannot open %s: %s" % (db_path, exc)
+        return {}, "cannot open %s: %s" % (db_path, exc)
     try:
         rows = conn.execute(
             "SELECT name, value, deleted FROM kine WHERE name LIKE '/registry/minions/%' ORDER BY id"
         ).fetchall()
     except sqlite3.Error as exc:
-        return [], "cannot read node records from %s: %s" % (db_path, exc)
+        return {}, "cannot read node records from %s: %s" % (db_path, exc)
     finally:
         conn.close()
     latest = {}
@@ -76,18 +77,27 @@ def sqlite_node_ips(db_path, node_name):
             latest.pop(name, None)
         else:
             latest[name] = value
-    wanted = "/registry/minions/%s" % node_name
-    values = [latest[wanted]] if wanted in latest else list(latest.values())
+    prefix = "/registry/minions/"
+    return dict((name[len(prefix) :], ips_from_node_record(value or b"")) for name, value in latest.items()), None
+
+
+def sqlite_node_ips(db_path, node_name):
+    """(ips, error): the InternalIPs of the node (or of every node if the name is absent)."""
+    nodes, error = sqlite_nodes(db_path)
+    values = [nodes[node_name]] if node_name in nodes else list(nodes.values())
     ips = []
     for value in values:
-        for ip in ips_from_node_record(value or b""):
+        for ip in value:
             if ip not in ips:
                 ips.append(ip)
-    return ips, None
+    return ips, error
 
 
 def etcd_member_ips(etcd_dir):
-    """Non-loopback IPs in the member URLs k3s writes to server/db/etcd/config."""
+    """Non-loopback IPs in the URLs k3s writes to server/db/etcd/config at every start (its own
+    listen and advertise URLs from the current node-ip). Not the member list inside etcd's data:
+    during the "not a member" hang this file already shows the new address, and only the journal
+    names the old peer URL (unit.py ``etcd_member_mismatch``)."""
     path = os.path.join(etcd_dir, "config")
     if not os.path.isfile(path):
         return [], None

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import json
 import os
 import socket
 
@@ -26,19 +25,25 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import (
     datastore_kind,
     etcd_member_ips,
-    sqlite_node_ips,
+    sqlite_nodes,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
     NodeAddressError,
     choose_node_address,
     excluded_reason,
     flannel_iface_for,
+    is_down,
+    main_default_metrics,
+    read_network,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.tls import recorded_tls_ips
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import describe as describe_unit
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import (
+    etcd_member_mismatch,
     is_crash_looping,
+    main_process_log,
     parse_unit_show,
+    starting_for,
     unit_state,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import kubeconfig_info
@@ -52,6 +57,7 @@ ARGUMENT_SPEC = dict(
     node_interface=dict(type="str"),
     flannel_iface=dict(type="str"),
     kubeconfigs=dict(type="list", elements="path", default=["/etc/rancher/k3s/k3s.yaml"]),
+    hung_start_after=dict(type="float", default=300.0),
 )
 
 
@@ -59,12 +65,12 @@ class DriftError(Exception):
     """The host could not be read."""
 
 
-def parse_ip_addr_json(text):
-    """Global-scope addresses from `ip -j addr show`; ``tunnel`` is the node-address policy's
+def host_addresses(links):
+    """Global-scope addresses from `ip -d -j addr show`; ``tunnel`` is the node-address policy's
     verdict (a tunnel or virtual device never carries the node address)."""
     result = []
-    for link in json.loads(text or "[]"):
-        excluded = excluded_reason(link)
+    for link in links:
+        excluded = excluded_reason(link, links)
         for addr in link.get("addr_info", []):
             if addr.get("scope") != "global" or addr.get("family") not in ("inet", "inet6"):
                 continue
@@ -75,21 +81,72 @@ def parse_ip_addr_json(text):
                     "prefix": addr.get("prefixlen"),
                     "family": addr.get("family"),
                     "tunnel": bool(excluded),
+                    "down": is_down(link),
                 }
             )
     return result
 
 
-def parse_default_route_json(text):
-    """The main table's default route; NordVPN keeps its own in policy table 205."""
-    routes = json.loads(text or "[]")
-    if not routes:
+def default_route(links, main_routes):
+    """The main table's default route (lowest metric, as the kernel picks it); NordVPN keeps its
+    own in policy table 205."""
+    metrics = main_default_metrics(main_routes)
+    if not metrics:
         return None
-    # Lowest metric wins, as the kernel picks it.
-    route = sorted(routes, key=lambda r: r.get("metric", 0))[0]
-    dev = route.get("dev") or ""
-    tunnel = bool(excluded_reason({"ifname": dev, "flags": route.get("flags")})) and dev != "lo"
-    return {"interface": dev, "gateway": route.get("gateway"), "tunnel": tunnel}
+    dev = sorted(metrics, key=lambda name: (metrics[name], name))[0]
+    link = next((item for item in links if item.get("ifname") == dev), {"ifname": dev})
+    return {"interface": dev, "tunnel": bool(excluded_reason(link, links))}
+
+
+def refusals(config, sources, *, config_file, data_dir, node_name, nodes, etcd_peers):
+    """What the recovery (recover.yml and the watcher alike) cannot rebuild safely, one message
+    each: it writes only ``config_file``, wipes only this server's data dir, and knows one node.
+    ``nodes``: node names in the SQLite datastore; ``etcd_peers``: addresses in etcd's config."""
+    found = []
+    for key in ("node-ip", "flannel-iface"):
+        where = sources.get(key)
+        if where and where != config_file:
+            # The drop-in wins over what the recovery writes, so k3s would come back on the old
+            # address and the watcher would rebuild again and again.
+            found.append(
+                "%s is set in %s, not in %s: edit it there or move it; the recovery only writes %s"
+                % (key, where, config_file, config_file)
+            )
+    items = config.get("node-ip")
+    items = items if isinstance(items, (list, tuple)) else str(items or "").split(",")
+    if any(":" in str(item) for item in items):
+        found.append(
+            "node-ip %s is IPv6 or dual-stack (in %s): the recovery supports single-stack IPv4 nodes only"
+            % (",".join(str(i).strip() for i in items), sources.get("node-ip"))
+        )
+    if config.get("datastore-endpoint"):
+        found.append(
+            "k3s uses an external datastore (datastore-endpoint in %s): its data is not on this host, and "
+            "wiping server/db would not move it" % sources.get("datastore-endpoint")
+        )
+    if config.get("server"):
+        found.append(
+            "this server joins another one (server: in %s): multi-server clusters are not supported by the recovery"
+            % sources.get("server")
+        )
+    if len(etcd_peers) > 1:
+        found.append(
+            "embedded etcd lists other members (%s): multi-server clusters are not supported by the recovery"
+            % ", ".join(etcd_peers)
+        )
+    others = sorted(name for name in nodes if name != node_name)
+    if others:
+        found.append(
+            "the datastore holds other nodes (%s): a rebuild would drop them; agents are not supported by the "
+            "recovery yet" % ", ".join(others)
+        )
+    configured = scalar(config.get("data-dir"))
+    if configured and os.path.normpath(configured) != os.path.normpath(data_dir):
+        found.append(
+            "k3s's data-dir is %s (in %s) but the recovery is set to %s (k3s_recover_data_dir)"
+            % (configured, sources.get("data-dir"), data_dir)
+        )
+    return found
 
 
 # --------------------------------------------------------------------------- assessment
@@ -215,6 +272,31 @@ def assess(facts):
             expected=facts.get("recommended_iface"),
             actual=route["interface"],
         )
+    for warning in facts.get("node_address_warnings") or ():
+        add("node_ip_carrier", "warning", warning)
+    hang = facts.get("etcd_member_mismatch")
+    if hang:
+        add(
+            "etcd_member",
+            "drift",
+            "k3s hangs starting (activating %ss, NRestarts=%s): embedded etcd's member list holds %s while k3s "
+            "starts on %s, so etcd reports `not a member of the etcd cluster` (k3s #7558, #2732)"
+            % (
+                int(facts.get("starting_for") or 0),
+                facts["service"].get("n_restarts"),
+                ", ".join(hang[0]) or "another address",
+                hang[1],
+            ),
+            expected=expected,
+            actual=hang[0],
+        )
+    elif facts.get("starting_for") is not None and facts["starting_for"] >= facts.get("hung_start_after", 300.0):
+        add(
+            "service_start_hung",
+            "warning",
+            "%s has been starting for %ss without reporting ready (ActiveState=activating, NRestarts=%s)"
+            % (facts["service_name"], int(facts["starting_for"]), facts["service"].get("n_restarts")),
+        )
     if facts.get("crash_looping"):
         svc = facts["service"]
         add(
@@ -235,20 +317,15 @@ def detect(module, params):
     data_dir = params["data_dir"] or scalar(config.get("data-dir")) or DEFAULT_DATA_DIR
     installed = os.path.isfile(params["config_file"]) or os.path.isdir(os.path.join(data_dir, "server"))
 
-    ip_bin = module.get_bin_path("ip")
-    if not ip_bin:
+    if not module.get_bin_path("ip"):
         raise DriftError("the ip command (iproute2) is required to read the host's addresses")
-    rc, out, err = module.run_command([ip_bin, "-j", "addr", "show"])
-    if rc != 0:
-        raise DriftError("ip -j addr show failed: %s" % err.strip())
-    links = json.loads(out or "[]")
-    addresses = parse_ip_addr_json(out)
+    try:
+        links, main_routes = read_network(module.run_command)
+    except NodeAddressError as exc:
+        raise DriftError(str(exc)) from exc
+    addresses = host_addresses(links)
     interfaces = sorted(link.get("ifname") for link in links)
-    rc, route_out, err = module.run_command([ip_bin, "-j", "-4", "route", "show", "table", "main"])
-    main_routes = json.loads(route_out or "[]") if rc == 0 else []
-    default_route = parse_default_route_json(
-        json.dumps([r for r in main_routes if r.get("dst") in ("default", "0.0.0.0/0")])
-    )
+    route = default_route(links, main_routes)
 
     warnings = list(config_errors)
     tls_dir = os.path.join(data_dir, "server", "tls")
@@ -258,11 +335,14 @@ def detect(module, params):
     db_dir = os.path.join(data_dir, "server", "db")
     etcd_dir = os.path.join(db_dir, "etcd")
     datastore = datastore_kind(data_dir, config, installed)
-    node_name = params["node_name"] or scalar(config.get("node-name")) or socket.gethostname()
+    # k3s lowercases the host name it registers (pkg/agent/config).
+    node_name = (params["node_name"] or scalar(config.get("node-name")) or socket.gethostname()).lower()
+    nodes = {}
     if datastore == "etcd":
         recorded_store, store_error = etcd_member_ips(etcd_dir)
     elif datastore == "sqlite":
-        recorded_store, store_error = sqlite_node_ips(os.path.join(db_dir, "state.db"), node_name)
+        nodes, store_error = sqlite_nodes(os.path.join(db_dir, "state.db"))
+        recorded_store = nodes.get(node_name) or sorted(set(ip for ips in nodes.values() for ip in ips))
     else:
         recorded_store, store_error = [], None
     if store_error:
@@ -275,10 +355,10 @@ def detect(module, params):
     try:
         choice = choose_node_address(links, main_routes, params["node_ip"], params["node_interface"], recorded)
         recommended, recommended_iface = choice["address"], flannel_iface_for(choice, params["flannel_iface"])
-        policy = {"source": choice["source"], "reason": choice["reason"], "error": None}
+        policy = {"source": choice["source"], "reason": choice["reason"], "error": None, "warnings": choice["warnings"]}
     except NodeAddressError as exc:
         recommended, recommended_iface = None, None
-        policy = {"source": None, "reason": None, "error": str(exc)}
+        policy = {"source": None, "reason": None, "error": str(exc), "warnings": []}
     expected = recommended
 
     cluster_ca = None
@@ -294,6 +374,12 @@ def detect(module, params):
     else:
         service = dict(parse_unit_show(""), error="systemctl not found")
     crash = is_crash_looping(service)
+    starting = starting_for(service)
+    mismatch = None
+    if starting is not None and datastore == "etcd":
+        journalctl = module.get_bin_path("journalctl")
+        if journalctl:
+            mismatch = etcd_member_mismatch(main_process_log(module.run_command, service, journalctl=journalctl))
 
     facts = {
         "config_file": params["config_file"],
@@ -304,7 +390,7 @@ def detect(module, params):
         "node_address_reason": policy["reason"],
         "addresses": addresses,
         "interfaces": interfaces,
-        "default_route": default_route,
+        "default_route": route,
         "flannel_iface": flannel_iface,
         "recommended_iface": recommended_iface,
         "recorded_tls": recorded_tls,
@@ -313,8 +399,26 @@ def detect(module, params):
         "kubeconfigs": kubeconfigs,
         "service": service,
         "crash_looping": crash,
+        "starting_for": starting,
+        "hung_start_after": params["hung_start_after"],
+        "service_name": params["service"],
+        "etcd_member_mismatch": mismatch,
+        "node_address_warnings": policy["warnings"],
     }
     findings = assess(facts) if installed else []
+    refused = (
+        refusals(
+            config,
+            sources,
+            config_file=params["config_file"],
+            data_dir=data_dir,
+            node_name=node_name,
+            nodes=nodes,
+            etcd_peers=recorded_store if datastore == "etcd" else [],
+        )
+        if installed
+        else []
+    )
     result = {
         "changed": False,
         "installed": installed,
@@ -322,6 +426,8 @@ def detect(module, params):
         "findings": findings,
         "datastore": datastore,
         "crash_looping": crash if installed else False,
+        "refused": refused,
+        "starting_for": starting,
         "service": service,
         "node_ip": {
             "config": config_ip,
@@ -337,7 +443,7 @@ def detect(module, params):
         "node_address": policy,
         "flannel_iface": flannel_iface,
         "node_name": node_name,
-        "host": {"addresses": addresses, "default_route": default_route, "interfaces": interfaces},
+        "host": {"addresses": addresses, "default_route": route, "interfaces": interfaces},
         "kubeconfigs": kubeconfigs,
         "data_dir": data_dir,
     }

@@ -395,6 +395,10 @@ class Rebuild:
             self.result["removed"] = [x for x in (self.db_dir, self.tls_dir, p["admin_kubeconfig"]) if remove_path(x)]
         self.result["config"] = self.write_config()
         if p["strategy"] == "reset" and p["datastore"] == "etcd":
+            # A reset interrupted (or failed) after writing server/db/reset-flag refuses the next
+            # one until the flag is gone (pkg/cluster/managed.go); its server/db is in the
+            # verified backup, and this run resets again on purpose.
+            self.result["removed"] = [x for x in (os.path.join(self.db_dir, "reset-flag"),) if remove_path(x)]
             # Rewrites the member's peer address and makes it a single-member cluster (k3s 4296).
             self.run(
                 self.bounded(p["ready_timeout"], p["binary"], "server", "--cluster-reset"), "k3s server --cluster-reset"

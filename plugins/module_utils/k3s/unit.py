@@ -12,18 +12,32 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-PROPERTIES = ("ActiveState", "SubState", "Result", "NRestarts", "LoadState")
+import re
+import time
+
+PROPERTIES = (
+    "ActiveState", "SubState", "Result", "NRestarts", "LoadState", "MainPID", "InactiveExitTimestampMonotonic",
+)  # fmt: skip
+# Embedded etcd on a changed address (pkg/etcd/etcd.go): k3s logs this every ~5 s, stays
+# `activating` and never exits, so NRestarts stays 0 (k3s #7558, #2732).
+NOT_A_MEMBER = re.compile(r"not a member of the etcd cluster\. Found \[([^\]]*)\], expect: (\S+)")
+IPV4_URL = re.compile(r"https?://(\d{1,3}(?:\.\d{1,3}){3}):")
 
 
 def parse_unit_show(text):
     props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     restarts = props.get("NRestarts")
+    pid = props.get("MainPID")
+    since = props.get("InactiveExitTimestampMonotonic")
     return {
         "active_state": props.get("ActiveState"),
         "sub_state": props.get("SubState"),
         "result": props.get("Result"),
         "n_restarts": int(restarts) if restarts and restarts.isdigit() else None,
         "load_state": props.get("LoadState"),
+        "main_pid": int(pid) if pid and pid.isdigit() and int(pid) > 0 else None,
+        # CLOCK_MONOTONIC seconds at which the current start began.
+        "started_monotonic": int(since) / 1e6 if since and since.isdigit() and int(since) > 0 else None,
     }
 
 
@@ -52,3 +66,34 @@ def describe(service, state):
         state.get("sub_state"),
         state.get("n_restarts"),
     )
+
+
+def starting_for(state, now=None):
+    """Seconds the unit has been `activating` in its current start, or None when it is not
+    starting. The installer's unit has TimeoutStartSec=0: a k3s that never reports ready (the
+    etcd "not a member" loop) stays here forever without a restart."""
+    if state.get("active_state") != "activating" or state.get("sub_state") == "auto-restart":
+        return None
+    if state.get("started_monotonic") is None:
+        return None
+    return max(0.0, (time.monotonic() if now is None else now) - state["started_monotonic"])
+
+
+def main_process_log(run_command, state, lines=60, journalctl="journalctl"):
+    """The journal lines of the unit's current main process (its PID), so a line an earlier
+    start logged is never read as today's."""
+    if not state.get("main_pid"):
+        return ""
+    argv = [journalctl, "_PID=%d" % state["main_pid"], "-n", str(lines), "--no-pager", "-o", "cat"]
+    rc, out, _err = run_command(argv)
+    return out if rc == 0 else ""
+
+
+def etcd_member_mismatch(log_text):
+    """(recorded peer addresses, expected peer address) from the newest `not a member of the
+    etcd cluster` line, or None."""
+    matches = list(NOT_A_MEMBER.finditer(log_text or ""))
+    if not matches:
+        return None
+    found, expect = matches[-1].groups()
+    return IPV4_URL.findall(found), (IPV4_URL.findall(expect) or [None])[0]

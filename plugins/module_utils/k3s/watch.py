@@ -41,6 +41,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
 
 HOUR = 3600
 RECOVER_HINT = "ansible-playbook playbooks/recover.yml -e k3s_recover_confirm=true"
+HOLD_RELEASE_HINT = "integr8scode-k3s-drift-check --release, or recover.yml"
 
 
 def log(priority, message):
@@ -69,13 +70,6 @@ def unstable_for(state, snapshot, now, debounce):
     return max(0.0, float(debounce) - (now - float(state.get("addresses_since") or 0)))
 
 
-def flap_guard(state, now, limit):
-    """(allowed, recent): at most ``limit`` automatic recoveries in the last hour."""
-    recent = [t for t in state.get("recoveries", []) if now - t < HOUR]
-    state["recoveries"] = recent
-    return len(recent) < int(limit), recent
-
-
 def status_line(state):
     check = state.get("last_check") or {}
     rec = state.get("last_recovery")
@@ -86,7 +80,168 @@ def status_line(state):
         )  # fmt: skip
     else:
         line += "; no automatic recovery yet"
+    failed = state.get("failed_recovery")
+    if failed:
+        line += "; NEEDS A PERSON: the automatic recovery of %s failed at %s, not retried (backup %s)" % (
+            iso(failed.get("at")), failed.get("stage"), failed.get("backup") or "none",
+        )  # fmt: skip
+    hold = state.get("held")
+    if hold:
+        line += "; HELD since %s by %s: no automatic recovery until %s" % (
+            iso(hold.get("at")), hold.get("by"), HOLD_RELEASE_HINT,
+        )  # fmt: skip
     return line
+
+
+def action(kind, reason, outcome, target=None, priority=None):
+    """One decision of the watcher: ``none``, ``warn``, ``wait`` or ``recover`` (onto ``target``);
+    ``reason`` goes to the journal, ``outcome`` (short) to the status line."""
+    default = {"none": 6, "wait": 5, "warn": 4, "recover": 4}[kind]
+    return dict(action=kind, reason=reason, outcome=outcome, target=target, priority=priority or default)
+
+
+def running(service):
+    return service.get("active_state") in ("active", "activating", "reloading")
+
+
+def decide(result, state, settings, now, wait=0.0):
+    """What the watcher does about one drift check (drift.py's ``detect`` result), given its
+    state (recoveries, a failed recovery, a hold) and settings (mode, max_recoveries), after the
+    debounce left ``wait`` seconds. Pure: the table of host events in the tests drives it.
+
+    Deleting server/db is the last resort, so everything that is not a drift onto a LAN address
+    chosen through the main table's default route is ``none``, ``warn`` or ``wait``."""
+    if wait > 0:
+        return action(
+            "wait",
+            "the host's addresses changed %ss ago; waiting until they are stable for %ss before judging k3s "
+            "(k3s_recover_watch_debounce)" % (int(float(settings["debounce"]) - wait), settings["debounce"]),
+            "waiting for stable addresses",
+        )
+    if not result["installed"]:
+        return action(
+            "none", "k3s is not installed here (%s); nothing to check" % settings["config_file"], "k3s not installed"
+        )
+    failed = state.get("failed_recovery")
+    service = result["service"]
+    drifted = [f["message"] for f in result["findings"] if f["severity"] == "drift"]
+    warned = [f["message"] for f in result["findings"] if f["severity"] == "warning"]
+    if failed:
+        if not drifted and service.get("active_state") == "active":
+            return action(
+                "none",
+                "k3s is healthy again after the automatic recovery that failed at %s (stage %s); cleared"
+                % (iso(failed.get("at")), failed.get("stage")),
+                "healthy again after a failed recovery",
+            )
+        # A stopped k3s after a failed recovery is not a crash loop and not drift: without this it
+        # read as "healthy" and nobody heard of it again.
+        return action(
+            "warn",
+            "the automatic recovery of %s failed (stage %s) and needs a person; %s is %s%s. Not retrying; the "
+            "backup %s is kept. Recover by hand (%s) or roll back (%s/RESTORE.txt)"
+            % (
+                iso(failed.get("at")),
+                failed.get("stage"),
+                settings["service"],
+                service.get("active_state"),
+                (": " + "; ".join(drifted)) if drifted else "",
+                failed.get("backup") or "(none)",
+                RECOVER_HINT,
+                failed.get("backup") or settings["backup_root"],
+            ),
+            "recovery failed at %s, needs a person" % failed.get("stage"),
+            priority=3,
+        )
+    if state.get("held"):
+        hold = state["held"]
+        return action(
+            "warn" if drifted else "none",
+            "held since %s by %s: no automatic recovery until re-enabled (%s)%s"
+            % (
+                iso(hold.get("at")),
+                hold.get("by"),
+                HOLD_RELEASE_HINT,
+                ("; drift: " + "; ".join(drifted)) if drifted else "",
+            ),
+            "held" + (", drifted" if drifted else ""),
+        )
+    if not drifted:
+        node = result["node_ip"]["config"]
+        if not running(service):
+            return action(
+                "warn",
+                "%s is %s (not running) with node IP %s; the watcher does not start it"
+                % (settings["service"], service.get("active_state"), node),
+                "%s %s, not running" % (settings["service"], service.get("active_state")),
+            )
+        if warned:
+            return action(
+                "warn",
+                "k3s node IP %s holds; %s" % (node, "; ".join(warned)),
+                "healthy, node IP %s, with warnings" % node,
+            )
+        return action(
+            "none",
+            "k3s node IP %s is the node address (%s); %s is %s"
+            % (node, result["node_address"]["reason"], settings["service"], service.get("active_state")),
+            "healthy, node IP %s" % node,
+        )
+    problems = "; ".join(drifted)
+    if result.get("refused"):
+        return action(
+            "warn",
+            "k3s drifted (%s) but the recovery cannot rebuild this host: %s" % (problems, "; ".join(result["refused"])),
+            "drifted, recovery refused",
+            priority=3,
+        )
+    target = result["recommended_node_ip"]
+    if not target:
+        # Only a tunnel (or nothing) is up: nothing to recover onto yet.
+        return action(
+            "wait",
+            "k3s drifted (%s) but there is no usable node address, waiting: %s"
+            % (problems, result["node_address"]["error"]),
+            "drifted, no usable node address",
+            priority=4,
+        )
+    if result["node_address"]["source"] == "interface":
+        # Wi-Fi that joins only after login, at boot or resume: another interface (a host-only
+        # bridge the kernel cannot tell from the LAN, a second NIC without a gateway) is a guess,
+        # and the recorded-address rule would keep k3s there once the LAN is back.
+        return action(
+            "wait",
+            "k3s drifted (%s) and no LAN interface holds the main table's default route; waiting for the LAN "
+            "(%s) instead of moving k3s onto %s" % (problems, result["node_address"]["reason"], target),
+            "drifted, waiting for the LAN's default route",
+            priority=4,
+        )
+    if settings["mode"] != "recover":
+        return action(
+            "warn",
+            "k3s drifted after a VPN or IP change: %s. Run: ansible-playbook playbooks/recover.yml "
+            "(integr8scode.provision.recover)" % problems,
+            "drifted (mode %s: warned only)" % settings["mode"],
+            target=target,
+        )
+    recent = [t for t in state.get("recoveries", []) if now - t < HOUR]
+    if len(recent) >= int(settings["max_recoveries"]):
+        return action(
+            "warn",
+            "k3s drifted after a VPN or IP change: %s. not recovering automatically: %d automatic recoveries in the "
+            "last hour reached the limit k3s_recover_watch_max_recoveries=%d (the network is flapping); warning only "
+            "until %s. Recover by hand: %s"
+            % (problems, len(recent), int(settings["max_recoveries"]), iso(min(recent) + HOUR), RECOVER_HINT),
+            "drifted, flap limit reached: warned only",
+            target=target,
+        )
+    return action(
+        "recover",
+        "k3s drifted after a VPN or IP change: %s. Run: ansible-playbook playbooks/recover.yml "
+        "(integr8scode.provision.recover)" % problems,
+        "drifted, recovering onto %s" % target,
+        target=target,
+    )
 
 
 class Watcher:
@@ -100,6 +255,7 @@ class Watcher:
         self.clock = clock
         self.sleep = sleep
         self.state_file = os.path.join(settings["state_dir"], "state.json")
+        self.hold_file = os.path.join(settings["state_dir"], "hold.json")
         self.status_file = os.path.join(settings["state_dir"], "status")
         self.state = read_json(self.state_file)
 
@@ -107,6 +263,9 @@ class Watcher:
         """Adds the recoveries another watcher process recorded on disk; returns the disk state."""
         disk = read_json(self.state_file)
         self.state["recoveries"] = sorted(set(disk.get("recoveries", [])) | set(self.state.get("recoveries", [])))
+        failed = disk.get("failed_recovery")
+        if failed and not self.state.get("failed_recovery") and failed["at"] > self.state.get("failed_cleared_at", 0):
+            self.state["failed_recovery"] = failed
         return disk
 
     def save(self, outcome):
@@ -129,11 +288,12 @@ class Watcher:
 
     def detect(self):
         s = self.s
+        kubeconfigs = [s["admin_kubeconfig"]] + ([s["app_kubeconfig"]] if s["stack_dir"] else [])
         params = dict(
             config_file=s["config_file"], data_dir=s["data_dir"], service=s["service"],
             node_name=s["node_name"] or None, node_ip=s["node_ip"] or None,
             node_interface=s["node_interface"] or None, flannel_iface=s["flannel_iface"] or None,
-            kubeconfigs=[s["admin_kubeconfig"]],
+            kubeconfigs=kubeconfigs, hung_start_after=float(s.get("hung_start_after", 300)),
         )  # fmt: skip
         return detect(self.runner, params)[0]
 
@@ -144,12 +304,7 @@ class Watcher:
                 links, _routes = read_network(self.runner.run_command)
                 wait = unstable_for(self.state, address_snapshot(links), self.clock(), self.s["debounce"])
                 if wait > 0:
-                    log(
-                        5,
-                        "the host's addresses changed %ss ago; waiting until they are stable for %ss before "
-                        "judging k3s (k3s_recover_watch_debounce)"
-                        % (int(self.s["debounce"] - wait), self.s["debounce"]),
-                    )
+                    log(5, decide({}, self.state, self.s, self.clock(), wait)["reason"])
                     self.save("waiting for stable addresses")
                     self.sleep(wait)
                     continue
@@ -164,54 +319,22 @@ class Watcher:
         return 0
 
     def judge(self):
-        s = self.s
         result = self.detect()
-        if not result["installed"]:
-            log(6, "k3s is not installed here (%s); nothing to check" % s["config_file"])
-            self.save("k3s not installed")
-            return 0
-        if not result["drift"]:
-            log(
-                6,
-                "k3s node IP %s is the node address (%s); %s is %s"
-                % (
-                    result["node_ip"]["config"],
-                    result["node_address"]["reason"],
-                    s["service"],
-                    result["service"].get("active_state"),
-                ),
-            )
-            self.save("healthy, node IP %s" % result["node_ip"]["config"])
-            return 0
-        problems = "; ".join(f["message"] for f in result["findings"] if f["severity"] == "drift")
-        target = result["recommended_node_ip"]
-        if not target:
-            # Only a tunnel (or nothing) is up: nothing to recover onto yet.
-            log(
-                4,
-                "WARNING: k3s drifted (%s) but there is no usable node address, waiting: %s"
-                % (problems, result["node_address"]["error"]),
-            )
-            self.save("drifted, no usable node address")
-            return 0
-        log(4, "WARNING: k3s drifted after a VPN or IP change: %s. Run: ansible-playbook playbooks/recover.yml "
-            "(integr8scode.provision.recover)" % problems)  # fmt: skip
-        if s["mode"] != "recover":
-            self.save("drifted (mode %s: warned only)" % s["mode"])
-            return self.run_command_hook()
-        # The timer's check and the follower share the count.
+        # The timer's check and the follower share the count and the failure.
         self.merge_recoveries()
-        allowed, recent = flap_guard(self.state, self.clock(), s["max_recoveries"])
-        if not allowed:
-            log(
-                4,
-                "WARNING: not recovering automatically: %d automatic recoveries in the last hour reached the limit "
-                "k3s_recover_watch_max_recoveries=%d (the network is flapping); warning only until %s. Recover by "
-                "hand: %s" % (len(recent), int(s["max_recoveries"]), iso(min(recent) + HOUR), RECOVER_HINT),
-            )
-            self.save("drifted, flap limit reached: warned only")
-            return 0
-        return self.recover(result, target)
+        self.state["recoveries"] = [t for t in self.state["recoveries"] if self.clock() - t < HOUR]
+        self.state["held"] = read_json(self.hold_file) or None
+        decision = decide(result, self.state, self.s, self.clock())
+        prefix = {3: "ERROR: ", 4: "WARNING: "}.get(decision["priority"], "")
+        log(decision["priority"], prefix + decision["reason"])
+        if self.state.get("failed_recovery") and decision["action"] == "none":
+            self.state.update(failed_recovery=None, failed_cleared_at=self.clock())
+        if decision["action"] == "recover":
+            return self.recover(result, decision["target"])
+        self.save(decision["outcome"])
+        if decision["action"] == "warn" and decision["target"] and self.s["mode"] != "recover":
+            return self.run_command_hook()
+        return 0
 
     def run_command_hook(self):
         command = self.s.get("command")
@@ -271,6 +394,8 @@ class Watcher:
             if "backup" not in job.result:
                 record["backup"] = None
             self.state["last_recovery"] = record
+            # Stays until k3s is seen healthy again (decide): every check warns, none retries.
+            self.state["failed_recovery"] = dict(record, stage=job.result.get("stage"))
             log(3, "ERROR: the automatic recovery failed (stage %s): %s" % (job.result.get("stage"), exc))
             self.save("drifted, recovery failed")
             return 1
@@ -283,6 +408,7 @@ class Watcher:
             pruned=backup.get("pruned", []),
         )
         self.state["last_recovery"] = record
+        self.state["failed_recovery"] = None
         app = job.result.get("app") or {}
         log(
             5,
@@ -340,9 +466,34 @@ class Watcher:
 
 
 def status(settings):
-    line = read_json(os.path.join(settings["state_dir"], "state.json"))
-    sys.stdout.write((status_line(line) if line else "no check yet (%s)" % settings["state_dir"]) + "\n")
+    state = read_json(os.path.join(settings["state_dir"], "state.json"))
+    state["held"] = read_json(os.path.join(settings["state_dir"], "hold.json")) or None
+    sys.stdout.write(
+        (
+            status_line(state)
+            if state.get("last_check") or state["held"]
+            else "no check yet (%s)" % settings["state_dir"]
+        )
+        + "\n"
+    )
     return 0
+
+
+def hold(state_dir, by, clock=time.time):
+    """Keeps the watcher from recovering (a rollback: its "roll back, then strategy=reset" path must
+    not be undone a minute later) until ``release``."""
+    if not os.path.isdir(state_dir):
+        os.makedirs(state_dir, 0o755)
+    atomic_write(os.path.join(state_dir, "hold.json"), json.dumps(dict(at=clock(), by=by)), 0o600)
+
+
+def release(state_dir):
+    """Ends a hold; True when there was one."""
+    path = os.path.join(state_dir, "hold.json")
+    if not os.path.exists(path):
+        return False
+    os.unlink(path)
+    return True
 
 
 def backup(settings, runner):

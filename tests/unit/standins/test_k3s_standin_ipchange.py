@@ -1,4 +1,5 @@
-"""IP change, embedded etcd, cluster-reset and etcd snapshots (k3s #9879, #5880, #4296, #11388).
+"""IP change on the node address, and etcd snapshots (k3s #9879, #5880, #12844, #11388). Embedded
+etcd after an address change and --cluster-reset: test_k3s_standin_etcd.py.
 
 127.0.0.x addresses are all assigned on lo, so moving node-ip between 127.0.0.2 and
 127.0.0.3 is an IP change; 198.51.100.7 (TEST-NET-2) is on no interface here and is
@@ -8,11 +9,7 @@ only ever bound to locally (which fails), never contacted.
 from __future__ import annotations
 
 import re
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from kubernetes import client, config
 
 STANDIN = Path(__file__).resolve().parents[2] / "standins" / "k3s" / "k3s_standin"
 UNASSIGNED = "198.51.100.7"
+NODE_KEY = "/registry/minions/standin-node"
 NPC_FATAL = (
     "Failed to start networking: unable to initialize network policy controller: error getting node subnet: "
     "failed to find interface with specified node ip"
@@ -32,20 +30,88 @@ def node_ips(k3s) -> list[str]:
     return [a.address for n in nodes for a in n.status.addresses if a.type == "InternalIP"]
 
 
-def test_sqlite_restart_on_a_new_held_address_keeps_the_stale_node_address(k3s):
-    """k3s #5880 (#1977, #2827): node-ip changed to an address the host holds; k3s runs on, and the
-    node object keeps the old InternalIP (protobuf in kine) until it is deleted."""
+def node_record(k3s) -> tuple[str, list[str], bytes]:
+    """(k3s.io/internal-ip annotation, InternalIP addresses, raw kine value) of the node."""
+    node = k3s.latest(NODE_KEY)
+    internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+    with k3s.db() as conn:
+        raw = conn.execute("SELECT value FROM kine WHERE name = ? ORDER BY id DESC LIMIT 1", (NODE_KEY,)).fetchone()[0]
+    return node["metadata"]["annotations"]["k3s.io/internal-ip"], internal, raw
+
+
+def test_sqlite_restart_on_a_new_held_address_moves_the_node_address(k3s):
+    """node-ip changed to an address the host holds: the agent patches k3s.io/internal-ip at every
+    start (pkg/agent/run.go configureNode) and the k3s cloud provider builds the InternalIP from it
+    (pkg/cloudprovider), so the Node object follows node-ip; k3s runs on."""
+    k3s.base_config("127.0.0.2")
+    assert k3s.stop(k3s.up()) == 0
+    assert node_record(k3s)[:2] == ("127.0.0.2", ["127.0.0.2"])
+    k3s.base_config("127.0.0.3")
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
+    assert "Annotations and labels have been set successfully on node: standin-node" in started.log
+    annotation, internal, raw = node_record(k3s)
+    assert (annotation, internal) == ("127.0.0.3", ["127.0.0.3"])
+    assert node_ips(k3s) == ["127.0.0.3"]
+    assert raw.startswith(b"k8s\x00\n\n\n\x02v1\x12\x04Node")  # protobuf in kine (kine #36)
+    assert b"127.0.0.2" not in raw
+    assert k3s.stop(started) == 0
+    assert "level=fatal" not in started.log
+
+
+def test_stale_internal_ip_hook_models_k3s_12844(k3s):
+    """K3S_STANDIN_STALE_INTERNAL_IP=1: the regression fixed in the Sept 2025 releases; the
+    annotation is patched, the InternalIP stays what it was (k3s #5880, #1977, #2827 reports)."""
     k3s.base_config("127.0.0.2")
     assert k3s.stop(k3s.up()) == 0
     k3s.base_config("127.0.0.3")
-    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0", K3S_STANDIN_STALE_INTERNAL_IP="1")
+    assert node_record(k3s)[:2] == ("127.0.0.3", ["127.0.0.2"])
     assert node_ips(k3s) == ["127.0.0.2"]
-    assert k3s.latest("/registry/minions/standin-node")["status"]["addresses"][0]["address"] == "127.0.0.2"
-    with k3s.db() as conn:
-        raw = conn.execute("SELECT value FROM kine WHERE name = '/registry/minions/standin-node'").fetchone()[0]
-    assert raw.startswith(b"k8s\x00\n\n\n\x02v1\x12\x04Node")
     assert k3s.stop(started) == 0
     assert "level=fatal" not in started.log
+
+
+def test_sqlite_node_ip_gone_is_a_crash_loop(k3s):
+    """k3s #9879, #6969, #12639: node-ip on no interface any more; the Node's InternalIP follows it,
+    kube-router finds no interface holding it: READY, then the fatal error, exit 1."""
+    k3s.base_config("127.0.0.2")
+    assert k3s.stop(k3s.up()) == 0
+    k3s.base_config(UNASSIGNED)
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
+    assert started.proc.wait(timeout=60) == 1
+    assert NPC_FATAL in started.log
+    assert node_record(k3s)[:2] == (UNASSIGNED, [UNASSIGNED])
+
+
+def test_network_policy_crash_is_keyed_on_the_node_objects_internal_ip(k3s):
+    """kube-router looks up the Node object's InternalIP, not config.yaml's node-ip."""
+    k3s.base_config(UNASSIGNED)
+    first = k3s.start(K3S_STANDIN_CRASH_DELAY="0")
+    assert first.proc.wait(timeout=60) == 1  # registered with InternalIP 198.51.100.7, then died
+    # A held node-ip, but with the stale InternalIP (k3s #12844) the Node still names the lost address.
+    k3s.base_config("127.0.0.2")
+    stale = k3s.up(K3S_STANDIN_CRASH_DELAY="0", K3S_STANDIN_STALE_INTERNAL_IP="1")
+    assert stale.proc.wait(timeout=60) == 1
+    assert NPC_FATAL in stale.log
+    assert node_record(k3s)[:2] == ("127.0.0.2", [UNASSIGNED])
+    # The other way round: node-ip lost, the stale InternalIP still held: kube-router is content.
+    k3s.base_config("127.0.0.2")
+    assert k3s.stop(k3s.up(K3S_STANDIN_CRASH_DELAY="0")) == 0  # the fixed behaviour moves it back
+    k3s.base_config(UNASSIGNED)
+    runs = k3s.up(K3S_STANDIN_CRASH_DELAY="0", K3S_STANDIN_STALE_INTERNAL_IP="1")
+    time.sleep(1)
+    assert runs.proc.poll() is None, runs.log
+    assert node_record(k3s)[:2] == (UNASSIGNED, ["127.0.0.2"])
+    assert k3s.stop(runs) == 0
+
+
+def test_disable_network_policy_skips_the_crash(k3s):
+    k3s.base_config(UNASSIGNED, extra="disable-network-policy: true\n")
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
+    time.sleep(1)
+    assert started.proc.poll() is None, started.log
+    assert k3s.stop(started) == 0
+    assert NPC_FATAL not in started.log
 
 
 def test_unassigned_node_ip_crashes_even_on_first_start(k3s):
@@ -65,53 +131,17 @@ def test_same_ip_restart_is_healthy(k3s):
 
 
 def test_kubectl_delete_node_then_restart_recovers_sqlite(k3s):
-    """k3s #5880: in the window the API serves, delete the node; the restart re-registers it."""
+    """k3s #5880 under the stale-InternalIP regression (k3s #12844): in the window the API serves,
+    delete the node; the restart re-registers it."""
     k3s.base_config("127.0.0.2")
     assert k3s.stop(k3s.up()) == 0
     k3s.base_config("127.0.0.3")
-    started = k3s.up(K3S_STANDIN_CRASH_DELAY="300")
+    started = k3s.up(K3S_STANDIN_CRASH_DELAY="300", K3S_STANDIN_STALE_INTERNAL_IP="1")
     assert node_ips(k3s) == ["127.0.0.2"]  # drift is visible through the API
     result = k3s.run("kubectl", "delete", "node", "standin-node")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'node "standin-node" deleted'
     k3s.stop(started)
-    healed = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
-    assert node_ips(k3s) == ["127.0.0.3"]
-    assert k3s.stop(healed) == 0
-    assert "level=fatal" not in healed.log
-
-
-def test_etcd_layout_and_peer_bind_failure(k3s):
-    k3s.base_config("127.0.0.2", extra="cluster-init: true\n")
-    assert k3s.stop(k3s.up()) == 0
-    assert (k3s.data / "server/db/etcd/member/snap/db").is_file()
-    assert "listen-peer-urls: https://127.0.0.2:2380" in (k3s.data / "server/db/etcd/config").read_text()
-    assert not (k3s.data / "server/db/state.db").exists()
-    # The host lost the configured address: etcd cannot bind its peer listener (rke2 #5651).
-    k3s.base_config(UNASSIGNED)  # cluster-init dropped: k3s keeps etcd once server/db/etcd exists
-    started = k3s.start()
-    assert not started.ready
-    assert started.proc.wait(timeout=60) == 1
-    assert f"listen tcp {UNASSIGNED}:2380: bind: cannot assign requested address" in started.log
-    assert "level=fatal" in started.log
-
-
-def test_etcd_on_a_new_address_never_ready_until_cluster_reset(k3s, tmp_path):
-    """k3s #7558, #2732: the member list holds the old peer URL; k3s loops on "not a member of the
-    etcd cluster" without notifying or exiting; --cluster-reset rewrites the member (k3s #4296)."""
-    k3s.base_config("127.0.0.2", extra="cluster-init: true\n")
-    assert k3s.stop(k3s.up()) == 0
-    k3s.base_config("127.0.0.3")
-    messages, rc, log = watch_never_ready(k3s, tmp_path, K3S_STANDIN_NEVER_READY_INTERVAL="0.2")
-    assert messages == [] and rc == 0
-    lines = [line for line in log.splitlines() if "not a member of the etcd cluster" in line]
-    assert len(lines) >= 2, log
-    assert "=https://127.0.0.2:2380], expect: " in lines[0] and lines[0].endswith('=https://127.0.0.3:2380"')
-    reset = k3s.run("server", "--data-dir", str(k3s.data), "--cluster-reset")
-    assert reset.returncode == 0, reset.stderr
-    assert "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now" in reset.stderr
-    member = k3s.latest("/k3s-standin/etcd/member")
-    assert member["peerURL"] == "https://127.0.0.3:2380"
     healed = k3s.up(K3S_STANDIN_CRASH_DELAY="0")
     assert node_ips(k3s) == ["127.0.0.3"]
     assert k3s.stop(healed) == 0
@@ -168,47 +198,3 @@ def test_etcd_snapshot_needs_token_and_running_server(k3s):
     down = k3s.run("etcd-snapshot", "save", "--data-dir", str(k3s.data), f"--etcd-server=https://127.0.0.1:{k3s.port}")
     assert down.returncode == 1
     assert f"dial tcp 127.0.0.1:{k3s.port}: connect: connection refused" in down.stderr
-
-
-def test_never_ready_mode_loops_without_notifying_until_stopped(k3s, tmp_path):
-    """K3S_STANDIN_NEVER_READY: embedded etcd's "not a member of the etcd cluster" loop after an
-    address change (k3s #7558, #2732): no READY=1, no API, no exit until SIGTERM."""
-    k3s.base_config("127.0.0.2", "cluster-init: true\n")
-    messages, rc, log = watch_never_ready(
-        k3s, tmp_path, K3S_STANDIN_NEVER_READY="1", K3S_STANDIN_NEVER_READY_INTERVAL="0.2"
-    )
-    assert messages == []
-    assert rc == 0
-    lines = [line for line in log.splitlines() if "not a member of the etcd cluster" in line]
-    assert len(lines) >= 2, log
-    assert "expect: " in lines[0] and "=https://127.0.0.2:2380" in lines[0]
-    assert not (k3s.data / "server" / "tls").exists(), "it never got as far as serving"
-
-
-def watch_never_ready(k3s, tmp_path, **extra):
-    """(sd_notify messages, exit status after SIGTERM, log) of a server left running for 2 s."""
-    sock_path = tmp_path / "notify.sock"
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(sock_path))
-    notify.settimeout(0.2)
-    log_path = tmp_path / "never-ready.log"
-    env = k3s.cmd_env(NOTIFY_SOCKET=str(sock_path), **extra)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(STANDIN), "server", "--data-dir", str(k3s.data)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    messages = []
-    try:
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                messages.append(notify.recv(256))
-            except TimeoutError:
-                pass
-        assert proc.poll() is None, log_path.read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=30)
-        notify.close()
-    return messages, rc, log_path.read_text()

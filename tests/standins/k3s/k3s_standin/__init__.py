@@ -15,7 +15,7 @@ Modelled behaviours and the k3s issues behind them:
   warned about and skipped ("Unknown flag --x found in config.yaml, skipping",
   k3s #11388 shows the message). First start writes server/tls (CAs, serving
   cert with node-ip, tls-san, 127.0.0.1, localhost, kubernetes... SANs; the
-  serving cert is re-issued when the SAN set changes, like dynamiclistener),
+  serving cert is re-issued when a SAN is missing, like deps.go fieldsChanged),
   server/token (K10<ca-hash>::server:<secret>), the datastore (kine-like SQLite
   table in server/db/state.db, or with cluster-init a store under
   server/db/etcd/ with a member record holding the peer URL), server/manifests/,
@@ -29,24 +29,55 @@ Modelled behaviours and the k3s issues behind them:
   server/tls/service.key. Wiping server/tls means a new CA and key: old
   kubeconfigs fail TLS verification, old tokens get 401.
 - sd_notify READY=1 on $NOTIFY_SOCKET once the API serves (unit Type=notify).
-- IP change (k3s #9879, #6969, #12639): node-ip (configured, or auto-detected from the
-  default-route interface) on no interface: the server comes up, reports READY, then dies a few
-  seconds later the way k3s #12639 shows ("Failed to start networking: unable to initialize
-  network policy controller: error getting node subnet: failed to find interface with specified
-  node ip"), exit 1: with Restart=always that is the crash loop (`activating (auto-restart)`).
-  In that window `kubectl delete node` works. node-ip changed to an address the host does hold:
-  k3s runs on and the node object keeps the old InternalIP (k3s #5880, #1977, #2827) until it is
-  deleted; the next start registers it with the new address.
-- Embedded etcd: listen-peer-urls come from the configured node-ip at every start; an address no
-  interface holds fails at once with etcd's "listen tcp IP:2380: bind: cannot assign requested
-  address" (rke2 #5651); an address that is held but differs from the member list's peer URL is
-  the "Failed to test data store connection: this server is a not a member of the etcd cluster.
-  Found [...=https://OLD:2380], expect: ...=https://NEW:2380" loop, every
-  K3S_STANDIN_NEVER_READY_INTERVAL seconds (default 5), with no API, no READY=1 and no exit
-  until SIGTERM (exit 0), so a unit with TimeoutStartSec=0 stays `activating` (k3s #7558,
-  #2732). `--cluster-reset` rewrites the member peer address and the node's address and exits 0
-  with k3s's "Managed etcd cluster membership has been reset, restart without --cluster-reset
-  flag now..." (k3s #4296, #7148, rke2 #5651).
+- Start order as in k3s (pkg/daemons/control server.go prepare): the certificates first
+  (deps.GenServerDeps; the serving cert is re-issued when a SAN such as a new node-ip is missing),
+  then the datastore, then the API. So whatever the datastore does next, server/tls already names
+  the current node-ip.
+- Node address (pkg/agent/run.go configureNode/updateAddressAnnotations, pkg/cloudprovider): a new
+  node is registered with node-ip; at every later start the agent patches the Node's
+  k3s.io/internal-ip annotation (and flannel's public-ip) to node-ip, logs "Annotations and labels
+  have been set successfully on node: <name>", and the k3s cloud provider sets the InternalIP from
+  the annotation. K3S_STANDIN_STALE_INTERNAL_IP=1 models the regression k3s #12844 (fixed in the
+  Sept 2025 releases): annotation patched, InternalIP left as it was -- what k3s #5880, #1977,
+  #2827 describe (the node keeps the old InternalIP until `kubectl delete node`).
+- IP change (k3s #9879, #6969, #12639): kube-router's network policy controller takes the Node
+  object's InternalIP and looks it up among the local interfaces (pkg/agent/netpol/netpol.go Run);
+  none holds it: the server comes up, reports READY, then dies a few seconds later the way k3s
+  #12639 shows ("Failed to start networking: unable to initialize network policy controller:
+  error getting node subnet: failed to find interface with specified node ip"), exit 1: with
+  Restart=always that is the crash loop (`activating (auto-restart)`). With the InternalIP
+  following node-ip this is "node-ip (configured, or auto-detected from the default-route
+  interface) on no interface"; with the stale hook it is the old InternalIP that counts.
+  `disable-network-policy: true` skips the controller and the crash. In the window before the
+  crash `kubectl delete node` works.
+- Embedded etcd (etcd.py; pkg/etcd/etcd.go, pkg/daemons/executor/executor.go): the member name
+  `<node>-<8 hex>` is kept in server/db/etcd/name (ETCD.setName); every start writes
+  server/db/etcd/config from the current node-ip before etcd starts (ETCDConfig.ToConfigFile:
+  listen-peer-urls https://127.0.0.1:2380,https://IP:2380 and the client equivalents,
+  initial-cluster only for a new cluster); only the member record in the store
+  (/k3s-standin/etcd/member, standing for etcd's member bucket) keeps the peer URL it was given.
+  An address no interface holds then fails with etcd's "listen tcp IP:2380: bind: cannot assign
+  requested address" (rke2 #5651); an address that is held but differs from the member's peer URL
+  is the readiness loop of pkg/executor/embed/embed.go Embedded.ETCD: "Failed to test etcd
+  connection: this server is a not a member of the etcd cluster. Found [<name>=https://OLD:2380],
+  expect: <name>=https://NEW:2380" (ETCD.Test's membershipError) every
+  K3S_STANDIN_NEVER_READY_INTERVAL seconds (default 5), with no API, no READY=1 and no exit until
+  SIGTERM (exit 0), so a unit with TimeoutStartSec=0 stays `activating` with NRestarts=0 (k3s
+  #7558, #2732). Older k3s logged the same error as "Failed to test data store connection: ..."
+  (pkg/cluster/managed.go testClusterDB).
+- `--cluster-reset` (pkg/cluster/managed.go Cluster.start, pkg/etcd/etcd.go ETCD.Reset; k3s #4296,
+  #7148, rke2 #5651): refused while server/db/reset-flag exists ("starting kubernetes: preparing
+  server: start managed database: Managed etcd cluster membership was previously reset, please
+  remove the cluster-reset flag and start k3s normally. If you need to perform another cluster
+  reset, you must first manually delete the file at <data-dir>/server/db/reset-flag", exit 1).
+  Otherwise: a new member name, the reset-flag, etcd/config for a forced new cluster listening on
+  loopback only, etcd up (it publishes the new name); after K3S_STANDIN_RESET_INTERVAL seconds
+  (default 5, the Reset ticker) the member's peer URL is updated to node-ip, after two more waits
+  (the tick that finds the member, the 5-s shutdown) "Managed etcd cluster membership has been
+  reset, restart without --cluster-reset flag now. Backup and delete ${datadir}/server/db on each
+  peer etcd server and rejoin the nodes", exit 0. Node objects are never touched. Killed before
+  the update, the flag stays and the member keeps the old peer URL. The next normal start deletes
+  the reset-flag.
 - Start to node Ready: a new node is NotReady ("cni plugin not initialized") for
   K3S_STANDIN_READY_DELAY seconds (default 30; k3s #4340, #4360 report 30-60 s), then Ready.
 - Pods (pods.py): flannel's `flannel.1` (a veth pair: this kernel has no vxlan) and KUBE-, CNI-
@@ -72,17 +103,20 @@ Modelled behaviours and the k3s issues behind them:
   kept, as in k3s); the next start writes a new k3s.yaml.
 - Airgap images in agent/images/ are "imported" (logged, nothing runs).
 
-Not modelled: pod objects in the API (pod lists are empty; the pods above are processes and
-mounts only), container images, watches,
-RBAC enforcement, admission, server-side apply, JSON patch, applying
-server/manifests/*.yaml, agents/joining, flannel, traefik, crictl/ctr,
-`k3s check-config`, IPv6 node addresses, etcd snapshots to S3, snapshot restore.
+Not modelled: server/tls/etcd certificates, the window in which kube-router may read the Node
+before the cloud provider updated its InternalIP, flannel with a node-ip no interface holds, the
+node-password secret cleanup after a reset, pod objects in the API (pod lists are empty; the pods
+above are processes and mounts only), container images, watches, RBAC enforcement, admission,
+server-side apply, JSON patch, applying server/manifests/*.yaml, agents/joining, flannel, traefik,
+crictl/ctr, `k3s check-config`, IPv6 node addresses, etcd snapshots to S3, snapshot restore.
 
 Test hooks (defaults identical to real k3s): K3S_STANDIN_ETC_DIR replaces
 /etc/rancher/k3s; K3S_STANDIN_CRASH_DELAY (seconds, default 3) is how long the server lives
 before the IP-change fatal error; K3S_STANDIN_READY_DELAY (seconds, default 30) shortens the
 start-to-Ready time where a test does not measure it; K3S_STANDIN_PODS=0 starts no pods, links or
 chains (unit tests on a shared machine); K3S_STANDIN_NEVER_READY (set: on) enters the etcd "not
-a member" loop above on any datastore and address (the recovery's hang tests; the reported
-old peer is K3S_STANDIN_NEVER_READY_PEER, default 10.0.0.1).
+a member" loop above on any datastore and address, after the certificates (and, on etcd,
+etcd/config) are written (the recovery's hang tests; the reported old peer is
+K3S_STANDIN_NEVER_READY_PEER, default 10.0.0.1); K3S_STANDIN_RESET_INTERVAL (seconds, default 5)
+is each of the three waits of `--cluster-reset`; K3S_STANDIN_STALE_INTERNAL_IP=1 models k3s #12844.
 """

@@ -10,7 +10,7 @@ import secrets
 import time
 import uuid
 
-from k3s_standin.common import now_rfc3339
+from k3s_standin.common import info, now_rfc3339
 from k3s_standin.pki import _load_key, _write, sign_jwt, verify_jwt
 from k3s_standin.store import Store
 
@@ -214,9 +214,30 @@ class Cluster:
         ]
         self.store.put(key, node)
 
-    def register_node(self, etcd: bool) -> None:
-        if self.store.get(key_for("nodes", None, self.node_name)):
-            return
+    def register_node(self, etcd: bool, stale_internal_ip: bool = False) -> str | None:
+        """The Node object at start; returns its InternalIP.
+
+        A new node is registered with node-ip. On an existing one the agent patches the
+        k3s.io/internal-ip annotation to node-ip at every start (pkg/agent/run.go configureNode,
+        updateAddressAnnotations) and the k3s cloud provider builds the InternalIP from that
+        annotation (pkg/cloudprovider instances.go). stale_internal_ip models k3s #12844, fixed in
+        the Sept 2025 releases: the annotation is patched, the InternalIP is left as it was.
+        """
+        key = key_for("nodes", None, self.node_name)
+        node = self.store.get(key)
+        if node:
+            node["metadata"].pop("resourceVersion", None)
+            annotations = node["metadata"].setdefault("annotations", {})
+            annotations["k3s.io/internal-ip"] = self.node_ip
+            annotations["k3s.io/hostname"] = self.node_name
+            # flannel's kube subnet manager records its public address at every start too.
+            annotations["flannel.alpha.coreos.com/public-ip"] = self.node_ip
+            if not stale_internal_ip:
+                addresses = [a for a in node["status"].get("addresses", []) if a.get("type") != "InternalIP"]
+                node["status"]["addresses"] = [{"type": "InternalIP", "address": self.node_ip}] + addresses
+            self.store.put(key, node)
+            info(f"Annotations and labels have been set successfully on node: {self.node_name}")
+            return self.recorded_node_ip()
         labels = {
             "beta.kubernetes.io/arch": "amd64",
             "beta.kubernetes.io/os": "linux",
@@ -275,6 +296,7 @@ class Cluster:
             },
         }
         self.create(("", "v1", "nodes"), None, node)
+        return self.node_ip
 
     # ---- generic CRUD
     def _check_ns(self, namespace: str | None) -> None:

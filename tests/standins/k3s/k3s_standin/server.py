@@ -5,18 +5,15 @@ from __future__ import annotations
 import base64
 import glob
 import ipaddress
-import json
 import os
 import signal
 import socket
 import ssl
-import sys
 import threading
-import urllib.request
 
 from k3s_standin.api import ApiHandler, TLSServer
-from k3s_standin.cluster import PACKAGED, Cluster, key_for
-from k3s_standin.common import DEFAULT_DATA_DIR, PEER_PORT, Fatal, git_commit, info, now_rfc3339, warn
+from k3s_standin.cluster import PACKAGED, Cluster
+from k3s_standin.common import DEFAULT_DATA_DIR, PEER_PORT, Fatal, git_commit, info, warn
 from k3s_standin.config import (
     SERVER_FLAGS_BOOL,
     SERVER_FLAGS_LIST,
@@ -26,6 +23,7 @@ from k3s_standin.config import (
     etc_dir,
     load_options,
 )
+from k3s_standin.etcd import hook_member_name, never_ready, start_etcd, url
 from k3s_standin.pki import _write, ensure_tls, ensure_token
 from k3s_standin.pods import start_network, start_pods
 from k3s_standin.store import Store, datastore_kind, db_paths
@@ -60,29 +58,6 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def etcd_member_key() -> str:
-    return "/k3s-standin/etcd/member"
-
-
-def never_ready(node_name: str, node_ip: str, found_peer: str) -> int:
-    """Embedded etcd after an address change: the member list still holds the old peer URL, so
-    k3s logs "not a member of the etcd cluster" over and over and stays `activating` without
-    exiting or notifying readiness (k3s #7558, #2732; ../shared/facts/k3s-and-vpn.md), until
-    `--cluster-reset` rewrites the member (k3s #4296). The unit's TimeoutStartSec=0 then keeps
-    `systemctl start` waiting forever. Exit 0 on SIGTERM."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    member = f"{node_name}-{git_commit(node_name)}"
-    while not stop.is_set():
-        info(
-            "Failed to test data store connection: this server is a not a member of the etcd cluster. "
-            f"Found [{member}=https://{found_peer}:{PEER_PORT}], expect: {member}=https://{node_ip}:{PEER_PORT}"
-        )
-        stop.wait(float(os.environ.get("K3S_STANDIN_NEVER_READY_INTERVAL", "5")))
-    return 0
-
-
 def ready_delay() -> float:
     """Start to node Ready: roughly 30-60 s for a single server with its default pods (k3s #4340,
     #4360). K3S_STANDIN_READY_DELAY shortens it where a test does not measure it."""
@@ -112,9 +87,6 @@ def cmd_server(argv: list[str], version: str) -> int:
     else:
         node_ip = default_route_ipv4()
     info(f"Starting k3s {version} ({git_commit(version)})")
-    if os.environ.get("K3S_STANDIN_NEVER_READY"):
-        # Test hook: the same loop on any datastore (the recovery's hang tests run on SQLite).
-        return never_ready(node_name, node_ip, os.environ.get("K3S_STANDIN_NEVER_READY_PEER", "10.0.0.1"))
 
     images = os.path.join(data_dir, "agent", "images")
     for image in sorted(glob.glob(os.path.join(images, "*"))):
@@ -141,73 +113,43 @@ def cmd_server(argv: list[str], version: str) -> int:
     if bind not in ("0.0.0.0", "::", "127.0.0.1") and bind not in sans:
         sans.append(bind)
 
+    # k3s re-issues its certificates for the current SANs (pkg/daemons/control/deps GenServerDeps,
+    # createClientCertKey/fieldsChanged) before it starts the datastore (cluster.Start): whatever
+    # the datastore then does, the serving certificate already names the current node-ip.
+    ensure_tls(data_dir, sans)
+    token = ensure_token(data_dir)
     if kind == "etcd":
         store = Store(etcd_path)
-        member = store.get(etcd_member_key())
-        if opts.get("cluster-reset"):
-            store.put(etcd_member_key(), {"metadata": {"name": node_name}, "peerURL": f"https://{node_ip}:{PEER_PORT}"})
-            node = store.get(key_for("nodes", None, node_name))
-            if node:
-                node["metadata"].pop("resourceVersion", None)
-                for addr in node["status"]["addresses"]:
-                    if addr["type"] == "InternalIP":
-                        addr["address"] = node_ip
-                node["metadata"]["annotations"]["k3s.io/internal-ip"] = node_ip
-                store.put(key_for("nodes", None, node_name), node)
+        try:
+            status = start_etcd(store, data_dir, node_name, node_ip, bool(opts.get("cluster-reset")))
+        except BaseException:
             store.close()
-            info(
-                "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. "
-                "Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes"
-            )
-            return 0
-        # k3s renders etcd's listen-peer-urls from the configured node-ip at every start: an
-        # address no interface holds fails the bind (rke2 #5651); one that is held but differs
-        # from the member list's peer URL is the "not a member" loop (k3s #7558, #2732).
-        if not address_is_local(node_ip):
-            sys.stderr.write(
-                json.dumps(
-                    {
-                        "level": "error",
-                        "ts": now_rfc3339(),
-                        "caller": "embed/etcd.go:539",
-                        "msg": "creating peer listener failed",
-                        "error": f"listen tcp {node_ip}:{PEER_PORT}: bind: cannot assign requested address",
-                    }
-                )
-                + "\n"
-            )
-            raise Fatal(
-                "starting kubernetes: preparing server: start managed database: "
-                f"listen tcp {node_ip}:{PEER_PORT}: bind: cannot assign requested address"
-            )
-        peer = (urllib.parse.urlsplit(member["peerURL"]).hostname or "") if member else node_ip
-        if peer != node_ip:
+            raise
+        if status is not None:
             store.close()
-            return never_ready(node_name, node_ip, peer)
-        if not member:
-            store.put(etcd_member_key(), {"metadata": {"name": node_name}, "peerURL": f"https://{node_ip}:{PEER_PORT}"})
-        etcd_dir = os.path.dirname(os.path.dirname(os.path.dirname(etcd_path)))
-        _write(os.path.join(etcd_dir, "name"), f"{node_name}-{git_commit(node_name)}\n".encode(), 0o600)
-        _write(
-            os.path.join(etcd_dir, "config"),
-            f"data-dir: {etcd_dir}\nlisten-peer-urls: https://{node_ip}:{PEER_PORT}\n"
-            f"listen-client-urls: https://127.0.0.1:2379,https://{node_ip}:2379\nname: {node_name}\n".encode(),
-            0o600,
-        )
+            return status
     else:
         if opts.get("cluster-reset"):
             warn("Cluster reset is only supported with embedded etcd (cluster-init); ignoring --cluster-reset")
+        if os.environ.get("K3S_STANDIN_NEVER_READY"):
+            # Test hook: the etcd loop on SQLite too (the recovery's hang tests run on SQLite).
+            old = os.environ.get("K3S_STANDIN_NEVER_READY_PEER", "10.0.0.1")
+            name = hook_member_name(data_dir, node_name)
+            return never_ready([f"{name}={url(old, PEER_PORT)}"], f"{name}={url(node_ip, PEER_PORT)}")
         store = Store(sqlite_path)
         os.chmod(sqlite_path, 0o600)
 
-    ensure_tls(data_dir, sans)
-    token = ensure_token(data_dir)
     cluster = Cluster(store, data_dir, opts, node_name=node_name, node_ip=node_ip, version=version)
     cluster.ensure_defaults(kind == "etcd")
-    # A node already registered keeps its recorded addresses even when node-ip changed: k3s runs
-    # on with the stale InternalIP until the node object is deleted (k3s #5880, #1977, #2827).
-    cluster.register_node(kind == "etcd")
-    ip_broken = not address_is_local(node_ip)
+    # The kubelet registers a new node; on an existing one the agent patches k3s.io/internal-ip to
+    # node-ip at every start and the k3s cloud provider builds InternalIP from it (k3s #12844 was
+    # the regression that left it stale; K3S_STANDIN_STALE_INTERNAL_IP=1 models that).
+    internal_ip = cluster.register_node(
+        kind == "etcd", stale_internal_ip=os.environ.get("K3S_STANDIN_STALE_INTERNAL_IP") == "1"
+    )
+    # kube-router's network policy controller looks the Node object's InternalIP up among the local
+    # interfaces and dies when no interface holds it; disable-network-policy skips it.
+    ip_broken = not opts.get("disable-network-policy") and not address_is_local(internal_ip or node_ip)
 
     tls = os.path.join(data_dir, "server", "tls")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[4]
 COLLECTIONS = ROOT / "collections"
 sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import parse_ip_addr_json  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import host_addresses  # noqa: E402
 from k3s_files import kine_db, kubeconfig, node_json, serving_cert  # noqa: E402
 from waitlib_tls import CA  # noqa: E402
 
@@ -27,8 +27,8 @@ from waitlib_tls import CA  # noqa: E402
 
 
 def host_ips():
-    out = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, check=True).stdout
-    return parse_ip_addr_json(out)
+    out = subprocess.run(["ip", "-d", "-j", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    return host_addresses(json.loads(out))
 
 
 def unused_ip():

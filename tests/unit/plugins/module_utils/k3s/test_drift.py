@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import json
-
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import (
     assess,
-    parse_default_route_json,
-    parse_ip_addr_json,
+    default_route,
+    host_addresses,
 )
+from hostnet import LO, docker0, nic, tunnel
 
-IP_ADDR_JSON = json.dumps(
-    [
-        {"ifname": "lo", "flags": ["LOOPBACK", "UP"], "link_type": "loopback", "addr_info": [
-            {"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
-        {"ifname": "eth0", "flags": ["BROADCAST", "UP"], "link_type": "ether", "addr_info": [
-            {"family": "inet", "local": "10.77.0.5", "prefixlen": 24, "scope": "global"},
-            {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]},
-        {"ifname": "docker0", "flags": ["BROADCAST", "UP"], "link_type": "ether", "addr_info": [
-            {"family": "inet", "local": "172.18.0.1", "prefixlen": 16, "scope": "global"}]},
-        {"ifname": "nordlynx", "flags": ["POINTOPOINT", "NOARP", "UP"], "link_type": "none", "addr_info": [
-            {"family": "inet", "local": "10.5.0.2", "prefixlen": 32, "scope": "global"}]},
-    ]
-)  # fmt: skip
+LINKS = [
+    LO,
+    dict(nic("eth0", "10.77.0.5/24"), addr_info=nic("eth0", "10.77.0.5/24")["addr_info"]
+         + [{"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]),
+    *docker0("172.18.0.1/16"),
+    tunnel("nordlynx", "10.5.0.2/32"),
+]  # fmt: skip
 
 
-def test_parse_ip_addr_keeps_global_addresses_and_marks_tunnels_and_bridges():
-    addrs = {a["address"]: a for a in parse_ip_addr_json(IP_ADDR_JSON)}
+def test_host_addresses_keep_global_addresses_and_mark_tunnels_and_bridges():
+    addrs = {a["address"]: a for a in host_addresses(LINKS)}
     assert set(addrs) == {"10.77.0.5", "172.18.0.1", "10.5.0.2"}
     assert addrs["10.5.0.2"]["tunnel"] is True
     assert addrs["10.77.0.5"]["tunnel"] is False
@@ -34,10 +27,10 @@ def test_parse_ip_addr_keeps_global_addresses_and_marks_tunnels_and_bridges():
 
 
 def test_default_route_on_vpn_tunnel_is_marked():
-    route = parse_default_route_json('[{"dst":"default","dev":"nordlynx","flags":[]}]')
-    assert route == {"interface": "nordlynx", "gateway": None, "tunnel": True}
-    route = parse_default_route_json('[{"dst":"default","dev":"eth0","gateway":"10.77.0.1","flags":[]}]')
-    assert route == {"interface": "eth0", "gateway": "10.77.0.1", "tunnel": False}
+    route = default_route(LINKS, [{"dst": "default", "dev": "nordlynx", "flags": []}])
+    assert route == {"interface": "nordlynx", "tunnel": True}
+    route = default_route(LINKS, [{"dst": "default", "dev": "eth0", "gateway": "10.77.0.1", "flags": []}])
+    assert route == {"interface": "eth0", "tunnel": False}
 
 
 def test_a_node_ip_on_the_tunnel_is_drift_even_while_assigned():
@@ -62,9 +55,9 @@ def facts(**overrides):
         "config_ip": "10.77.0.5",
         "config_ip_file": "/etc/rancher/k3s/config.yaml",
         "expected_ip": "10.77.0.5",
-        "addresses": parse_ip_addr_json(IP_ADDR_JSON),
+        "addresses": host_addresses(LINKS),
         "interfaces": ["lo", "eth0", "docker0", "nordlynx"],
-        "default_route": {"interface": "eth0", "gateway": "10.77.0.1", "tunnel": False},
+        "default_route": {"interface": "eth0", "tunnel": False},
         "flannel_iface": "eth0",
         "recommended_iface": "eth0",
         "recorded_tls": ["10.77.0.5"],

@@ -16,41 +16,34 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_ad
     flannel_iface_for,
     read_network,
 )
+from hostnet import LO, device, docker0, host_only_adapter, multipath, nic, tunnel, uplink
 
 
-def link(name, *addrs, link_type="ether", flags=("BROADCAST", "MULTICAST", "UP", "LOWER_UP"), state="UP"):
-    return {
-        "ifname": name,
-        "flags": list(flags),
-        "link_type": link_type,
-        "operstate": state,
-        "addr_info": [
-            {"family": "inet", "local": a.split("/")[0], "prefixlen": int(a.split("/")[1]), "scope": "global"}
-            for a in addrs
-        ],
-    }
+def link(name, *addrs, state="UP"):
+    """A NIC (``state`` DOWN: carrier lost, address kept)."""
+    return nic(name, *addrs, carrier=state == "UP")
 
 
-LO = {
-    "ifname": "lo",
-    "flags": ["LOOPBACK", "UP"],
-    "link_type": "loopback",
-    "operstate": "UNKNOWN",
-    "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}],
-}
 ETH0 = link("eth0", "192.168.1.20/24")
-NORDLYNX = link("nordlynx", "10.5.0.2/16", link_type="none", flags=("POINTOPOINT", "NOARP", "UP"), state="UNKNOWN")
-# Our test hosts model the tunnel with a veth pair: only the name says it is a tunnel.
-NORDLYNX_VETH = link("nordlynx", "10.5.0.2/16")
-DOCKER0 = link("docker0", "172.17.0.1/16")
+NORDLYNX = tunnel("nordlynx", "10.5.0.2/16")
+# Our test hosts model the tunnel with a veth pair in one namespace (nordvpn stand-in README).
+NORDLYNX_VETH = device("nordlynx", "veth", "10.5.0.2/16")
+DOCKER0 = docker0()
 MAIN_ETH0 = [
     {"dst": "default", "gateway": "192.168.1.1", "dev": "eth0", "metric": 100},
     {"dst": "192.168.1.0/24", "dev": "eth0", "protocol": "kernel", "scope": "link", "prefsrc": "192.168.1.20"},
 ]
 
 
+def flat(links):
+    out = []
+    for item in links:
+        out.extend(item if isinstance(item, list) else [item])
+    return out
+
+
 def choose(links, routes=None, **kwargs):
-    return choose_node_address([LO, *links], MAIN_ETH0 if routes is None else routes, **kwargs)
+    return choose_node_address([LO, *flat(links)], MAIN_ETH0 if routes is None else routes, **kwargs)
 
 
 def test_nordlynx_connected_default_route_in_table_205():
@@ -70,7 +63,7 @@ def test_tunnel_holding_the_default_route_in_the_main_table():
 
 
 def test_openvpn_nordtun_with_def1_routes():
-    nordtun = link("nordtun", "10.7.0.2/24", link_type="none", flags=("POINTOPOINT", "UP"))
+    nordtun = tunnel("nordtun", "10.7.0.2/24", kind="tun")
     routes = MAIN_ETH0 + [{"dst": "0.0.0.0/1", "dev": "nordtun"}, {"dst": "128.0.0.0/1", "dev": "nordtun"}]
     assert choose([nordtun, ETH0], routes)["address"] == "192.168.1.20"
 
@@ -79,18 +72,18 @@ def test_nordwhisper_qtun_is_a_tunnel():
     assert choose([link("qtun", "10.8.0.2/16"), ETH0])["interface"] == "eth0"
 
 
-def test_wireguard_by_name_and_by_link_type():
-    wg = link("wg0", "10.66.0.2/24", link_type="none", flags=("POINTOPOINT", "NOARP", "UP"))
-    custom = link("office", "10.67.0.2/24", link_type="none", flags=("POINTOPOINT", "NOARP", "UP"))
+def test_wireguard_by_kind_whatever_its_name():
+    wg = tunnel("wg0", "10.66.0.2/24")
+    custom = tunnel("office", "10.67.0.2/24")
     routes = [{"dst": "default", "dev": "wg0"}, {"dst": "default", "dev": "office", "metric": 5}]
     choice = choose([wg, custom, ETH0], routes)
     assert choice["interface"] == "eth0"
     reasons = {s["interface"]: s["excluded"] for s in choice["seen"]}
-    assert "wg*" in reasons["wg0"] and reasons["office"] == "point-to-point tunnel"
+    assert reasons["wg0"] == reasons["office"] == "point-to-point tunnel"
 
 
 def test_tailscale_and_cgnat_addresses_never_qualify():
-    tailscale = link("tailscale0", "100.101.102.103/32", link_type="none", flags=("POINTOPOINT", "UP"))
+    tailscale = tunnel("tailscale0", "100.101.102.103/32", kind="tun")
     meshnet_like = link("eth1", "100.64.3.4/10")
     choice = choose([tailscale, meshnet_like, ETH0])
     assert choice["address"] == "192.168.1.20"
@@ -100,16 +93,21 @@ def test_tailscale_and_cgnat_addresses_never_qualify():
 def test_docker_k3s_and_libvirt_devices_never_qualify():
     devices = [
         DOCKER0,
-        link("br-3f2a9c1d", "172.20.0.1/24"),
-        link("veth1a2b3c", "169.254.0.9/16"),
-        link("cni0", "10.42.0.1/24"),
-        link("flannel.1", "10.42.0.0/32"),
-        link("kube-ipvs0", "10.43.0.1/32"),
-        link("virbr0", "192.168.122.1/24"),
+        device("br-3f2a9c1d", "bridge", "172.20.0.1/24"),
+        device("veth1a2b3c", "veth", "169.254.0.9/16", master="br-3f2a9c1d", netnsid=3),
+        device("cni0", "bridge", "10.42.0.1/24"),
+        device("vethc0ffee", "veth", master="cni0", netnsid=4),
+        device("flannel.1", "vxlan", "10.42.0.0/32"),
+        device("kube-ipvs0", "dummy", "10.43.0.1/32"),
+        device("virbr0", "bridge", "192.168.122.1/24"),
+        device("virbr0-nic", "tun", master="virbr0"),
     ]
     routes = [{"dst": "default", "dev": "cni0", "metric": 0}, *MAIN_ETH0]
     choice = choose([*devices, ETH0], routes)
     assert (choice["address"], choice["interface"]) == ("192.168.1.20", "eth0")
+    reasons = {s["interface"]: s["excluded"] for s in choice["seen"]}
+    assert reasons["cni0"].startswith("bridge without a physical port")
+    assert reasons["flannel.1"] == "virtual device (vxlan)"
 
 
 def test_two_nics_the_main_default_route_with_the_lowest_metric_wins():
@@ -166,8 +164,8 @@ def test_nothing_usable_names_both_pins_and_lists_what_was_seen():
         choose([NORDLYNX, DOCKER0], [{"dst": "default", "dev": "nordlynx"}])
     message = str(info.value)
     assert "k3s_node_ip" in message and "k3s_node_interface" in message
-    assert "nordlynx 10.5.0.2 (tunnel or virtual device (nordlynx))" in message
-    assert "docker0 172.17.0.1" in message
+    assert "nordlynx 10.5.0.2 (point-to-point tunnel)" in message
+    assert "docker0 172.17.0.1 (bridge without a physical port" in message
 
 
 def test_a_link_that_is_down_does_not_qualify():
@@ -186,12 +184,50 @@ def test_read_network_parses_ip_json_and_reports_a_failing_ip():
 
     def run(argv):
         calls.append(argv)
-        if argv[2] == "addr":
+        if "addr" in argv:
             return 0, json.dumps([LO, ETH0]), ""
         return 0, json.dumps(MAIN_ETH0), ""
 
     links, routes = read_network(run)
     assert [item["ifname"] for item in links] == ["lo", "eth0"] and routes == MAIN_ETH0
-    assert calls[1] == ["ip", "-j", "-4", "route", "show", "table", "main"]
-    with pytest.raises(NodeAddressError, match="ip -j addr show failed: boom"):
+    assert calls == [["ip", "-d", "-j", "addr", "show"], ["ip", "-j", "-4", "route", "show", "table", "main"]]
+    with pytest.raises(NodeAddressError, match="ip -d -j addr show failed: boom"):
         read_network(lambda argv: (1, "", "boom"))
+
+
+def test_a_lan_bridge_with_a_physical_port_qualifies_whatever_its_name():
+    """br0 / br-lan over eth0 (a server bridging its NIC for VMs): the old name list excluded
+    every br-*, so a host whose LAN is br-lan had no node address."""
+    for name in ("br0", "br-lan"):
+        layout = [nic("eth0", master=name), device(name, "bridge", "192.168.1.30/24")]
+        choice = choose(layout, [{"dst": "default", "dev": name, "metric": 0}])
+        assert (choice["address"], choice["interface"], choice["source"]) == ("192.168.1.30", name, "default_route")
+
+
+def test_host_only_adapters_without_hardware_never_qualify():
+    """vmnet8 / vboxnet0 have no link kind; the host names every NIC's bus, and they have none."""
+    layout = [host_only_adapter("vmnet8", "172.16.5.1/24"), host_only_adapter("vboxnet0", "192.168.56.1/24")]
+    with pytest.raises(NodeAddressError, match="no hardware behind it"):
+        choose([*layout, link("wlan0")], [])
+    assert choose([*layout, ETH0], [])["interface"] == "eth0"
+
+
+def test_multipath_default_route_is_read_per_next_hop():
+    wlan = link("wlan0", "10.20.30.40/24")
+    choice = choose([wlan, ETH0], [multipath("wlan0")])
+    assert (choice["interface"], choice["source"]) == ("wlan0", "default_route")
+
+
+def test_a_recorded_address_on_a_link_without_carrier_stays_with_a_warning():
+    """Cable pulled, ifupdown keeps the address, Wi-Fi holds the default route: no move."""
+    down = link("eth0", "192.168.1.20/24", state="DOWN")
+    wlan = link("wlan0", "10.20.30.40/24")
+    choice = choose([down, wlan], [{"dst": "default", "dev": "wlan0", "metric": 600}], recorded=["192.168.1.20"])
+    assert (choice["address"], choice["source"]) == ("192.168.1.20", "recorded")
+    assert choice["warnings"] == ["eth0 holds k3s's address 192.168.1.20 but has no carrier now"]
+
+
+def test_a_container_uplink_veth_qualifies_and_a_veth_pair_does_not():
+    choice = choose([uplink("eth0", "172.18.0.5/16"), NORDLYNX_VETH], [{"dst": "default", "dev": "eth0"}])
+    assert choice["address"] == "172.18.0.5"
+    assert {s["interface"]: s["excluded"] for s in choice["seen"]}["nordlynx"] == "virtual device (veth)"

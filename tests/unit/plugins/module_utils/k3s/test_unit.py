@@ -33,7 +33,14 @@ def test_unit_state_asks_systemctl_for_the_properties_and_reports_its_error():
         return 0, "ActiveState=activating\nSubState=auto-restart\nNRestarts=7\n", ""
 
     state = unit_state(run, "k3s")
-    assert calls == [["systemctl", "show", "k3s", "--property=ActiveState,SubState,Result,NRestarts,LoadState"]]
+    assert calls == [
+        [
+            "systemctl",
+            "show",
+            "k3s",
+            "--property=ActiveState,SubState,Result,NRestarts,LoadState,MainPID,InactiveExitTimestampMonotonic",
+        ]
+    ]
     assert is_crash_looping(state)
     assert describe("k3s", state) == "k3s is crash-looping (ActiveState=activating SubState=auto-restart NRestarts=7)"
     failed = unit_state(lambda argv: (1, "", "Failed to connect to bus"), "k3s")

@@ -40,7 +40,7 @@ class Runner:
         self.address = "10.0.0.5"
 
     def run_command(self, argv, cwd=None):
-        if argv[:3] == ["ip", "-j", "addr"]:
+        if argv[:4] == ["ip", "-d", "-j", "addr"]:
             return 0, json.dumps(links(self.address)), ""
         return 0, "[]", ""
 
@@ -77,7 +77,8 @@ def drifted(target="10.0.0.5"):
         "installed": True, "drift": True, "datastore": "sqlite", "data_dir": "/var/lib/rancher/k3s",
         "node_name": "node", "recommended_node_ip": target, "recommended_flannel_iface": "eth0",
         "findings": [{"check": "node_ip_on_host", "severity": "drift", "message": "node-ip 10.9.9.9 is gone"}],
-        "node_ip": {"config": "10.9.9.9"}, "node_address": {"reason": "LAN default route", "error": None},
+        "node_ip": {"config": "10.9.9.9"},
+        "node_address": {"reason": "LAN default route", "error": None, "source": "default_route"},
         "service": {"active_state": "activating"},
     }  # fmt: skip
 
