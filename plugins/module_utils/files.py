@@ -39,8 +39,9 @@ def atomic_write(path, data, mode=None, uid=None, gid=None):
         raise
 
 
-def write_if_changed(path, text, mode=None, uid=None, gid=None):
-    """(changed, before) after writing ``text`` unless the file already holds it with that mode."""
+def file_differs(path, text, mode=None, uid=None, gid=None):
+    """(differs, before): whether ``path`` lacks ``text`` or that mode/owner (None: not compared);
+    ``before`` is its content, None when it is missing or unreadable."""
     before = None
     try:
         with open(path) as handle:
@@ -53,7 +54,13 @@ def write_if_changed(path, text, mode=None, uid=None, gid=None):
         )
     except OSError:
         same_meta = False
-    if before == text and same_meta:
+    return not (before == text and same_meta), before
+
+
+def write_if_changed(path, text, mode=None, uid=None, gid=None):
+    """(changed, before) after writing ``text`` unless the file already holds it with that mode."""
+    differs, before = file_differs(path, text, mode, uid, gid)
+    if not differs:
         return False, before
     atomic_write(path, text, mode, uid, gid)
     return True, before

@@ -28,21 +28,39 @@ description:
     otherwise follows the default route, k3s issue 12459). C(node-ip) stays a top-level scalar because
     upstream Integr8sCode's cert-generator reads it with a line grep.
   - The file is written atomically with mode 0600 (it may hold a token through O(extra)).
+  - In the same run, the node-address pins as given (O(node_ip), O(node_interface),
+    O(flannel_iface); empty = not pinned) go into C(integr8scode-node.json) beside O(path), with
+    O(path) and O(data_dir) (JSON, mode 0644, no secrets). The recovery
+    (M(integr8scode.provision.k3s_rebuild)) writes the same file, and the drift watcher of role
+    C(k3s_recover) reads it at every check, so a pin changed with site.yml is not taken for drift
+    of the old one.
+  - Before writing, the module takes the run lock the recovery and the watcher hold while they
+    rebuild (O(lock_path)), waiting up to O(lock_wait) seconds for it, and compares again under
+    it, so a run that waited for a recovery sees the recovered config.yaml (its C(node-ip) is the
+    recorded address the policy keeps) and changes nothing. When the wait runs out, the module
+    fails naming the lock's holder and changes nothing. Nothing to change means no lock; check
+    mode never waits for or takes it.
 options:
   path:
     description: The configuration file.
     type: path
     default: /etc/rancher/k3s/config.yaml
   node_ip:
-    description: Explicit node address (the role's C(k3s_node_ip)); must be assigned on the host.
+    description:
+      - Explicit node address (the role's C(k3s_node_ip)); must be assigned on the host.
+      - Recorded as the C(node_ip) pin.
     type: str
     default: ""
   node_interface:
-    description: Interface whose first IPv4 address is the node address (the role's C(k3s_node_interface)).
+    description:
+      - Interface whose first IPv4 address is the node address (the role's C(k3s_node_interface)).
+      - Recorded as the C(node_interface) pin.
     type: str
     default: ""
   flannel_iface:
-    description: C(flannel-iface) when it must differ from the node address's interface (C(k3s_flannel_iface)).
+    description:
+      - C(flannel-iface) when it must differ from the node address's interface (C(k3s_flannel_iface)).
+      - Recorded as the C(flannel_iface) pin.
     type: str
     default: ""
   bind_address:
@@ -75,6 +93,32 @@ options:
     description: Any other keys (k3s flag names without dashes); keys listed above are refused.
     type: dict
     default: {}
+  lock_path:
+    description:
+      - The run lock shared with the recovery and the watcher (role C(k3s) C(k3s_lock_path), role
+        C(k3s_recover) C(k3s_recover_lock_path)). An empty value means the default.
+    type: path
+    default: /run/lock/integr8scode-k3s-recover.lock
+  lock_wait:
+    description: Seconds to wait for the run lock while another run holds it (C(k3s_lock_wait)); C(0) tries once.
+    type: float
+    default: 900
+  lock_ttl:
+    description: Seconds after which the lock, if this run died holding it, may be taken over.
+    type: int
+    default: 3600
+  lock_owner:
+    description: Who runs it, recorded in the lock and named to a run that waits for it.
+    type: str
+    default: ""
+  lock_hold:
+    description:
+      - When config.yaml changed, keep the lock after the write (until O(lock_ttl) at most), so no
+        recovery starts before k3s was restarted onto the new file (k3s keeps running on the old
+        one until then, which the watcher would judge as drift). The restart,
+        M(integr8scode.provision.k3s_restart) with RV(lock.run_id), releases it.
+    type: bool
+    default: false
 author:
   - integr8scode.provision maintainers (@integr8scode)
 notes:
@@ -87,8 +131,10 @@ attributes:
     platforms: posix
   check_mode:
     support: full
+    details: Compares without the lock and changes nothing.
   diff_mode:
     support: full
+    details: One diff for config.yaml, one for the pins file, each when it differs.
 """
 
 EXAMPLES = r"""
@@ -98,10 +144,18 @@ EXAMPLES = r"""
   check_mode: true
   register: plan
 
-- name: Write config.yaml on the chosen address
+- name: Write config.yaml and the pins under the run lock, keeping it for the restart
   integr8scode.provision.k3s_config:
-    node_ip: "{{ plan.node_ip }}"
+    node_interface: "{{ k3s_node_interface }}"
     disable: [traefik]
+    lock_wait: 900
+    lock_hold: true
+  register: written
+
+- name: Restart k3s onto it and release the lock
+  when: written.config_differs
+  integr8scode.provision.k3s_restart:
+    run_id: "{{ written.lock.run_id }}"
 """
 
 RETURN = r"""
@@ -147,104 +201,104 @@ recorded:
   returned: success
   type: str
 differs:
-  description: Whether the file differs from the rendered content (also in check mode).
+  description: Whether config.yaml or the pins file differs from the rendered content (also in check mode).
   returned: success
   type: bool
+config_differs:
+  description: Whether config.yaml differs (also in check mode); when not in check mode, it was written.
+  returned: success
+  type: bool
+pins_differs:
+  description: Whether the pins file differs (also in check mode); when not in check mode, it was written.
+  returned: success
+  type: bool
+pins_file:
+  description: The pins file.
+  returned: success
+  type: str
+  sample: /etc/rancher/k3s/integr8scode-node.json
+pins:
+  description: The pins recorded in it (C(node_ip), C(node_interface), C(flannel_iface); empty = not pinned).
+  returned: success
+  type: dict
+lock:
+  description: The run lock, when something differed and not in check mode, or when the wait for it ran out.
+  returned: when something differed
+  type: dict
+  contains:
+    path:
+      description: The lock directory.
+      type: str
+    run_id:
+      description: This run, as recorded in the lock; the restart that takes over a kept lock passes it.
+      type: str
+      returned: when the lock was taken
+    waited:
+      description: Seconds waited for the lock.
+      type: float
+      returned: when the lock was taken
+    held:
+      description: Whether the lock is still held (O(lock_hold) and config.yaml changed).
+      type: bool
+      returned: when the lock was taken
+    holder:
+      description: The owner record of the lock (C(by), C(run_id), C(started), C(expires)) when the wait ran out.
+      type: dict
+      returned: failure waiting for the lock
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.integr8scode.provision.plugins.module_utils.files import write_if_changed
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
-    ConfigError,
-    recorded_node_ip,
-    render_config,
-    role_settings,
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import LOCK_PATH, BackupError, LockHeld
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import ConfigError
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config_write import (
+    ARGUMENT_SPEC,
+    diffs,
+    locked_write,
+    plan,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
-    NodeAddressError,
-    choose_node_address,
-    flannel_iface_for,
-    read_network,
-)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import NodeAddressError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", default="/etc/rancher/k3s/config.yaml"),
-            node_ip=dict(type="str", default=""),
-            node_interface=dict(type="str", default=""),
-            flannel_iface=dict(type="str", default=""),
-            bind_address=dict(type="str", default="0.0.0.0"),
-            tls_san=dict(type="list", elements="str", default=[]),
-            disable=dict(type="list", elements="str", default=[]),
-            write_kubeconfig_mode=dict(type="str", default="0600"),
-            cluster_init=dict(type="bool", default=False),
-            data_dir=dict(type="path", default="/var/lib/rancher/k3s"),
-            extra=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    recorded = recorded_node_ip(p["path"])
+    lock = None
     try:
-        links, routes = read_network(module.run_command)
-        choice = choose_node_address(links, routes, p["node_ip"], p["node_interface"], [recorded] if recorded else [])
-    except NodeAddressError as exc:
+        planned = plan(p, module.run_command)
+        if planned["differs"] and not module.check_mode:
+            planned, lock = locked_write(p, module.run_command)
+    except (ConfigError, NodeAddressError) as exc:
         module.fail_json(msg=str(exc))
-    names = [link.get("ifname") for link in links]
-    if p["flannel_iface"] and p["flannel_iface"] not in names:
+    except LockHeld as exc:
         module.fail_json(
-            msg="k3s_flannel_iface %s is not an interface of this host (%s)." % (p["flannel_iface"], ", ".join(names))
+            msg="Not written: %s. Nothing was changed (%s and %s were neither compared again nor written); run "
+            "again when that run is done, or raise lock_wait (k3s_lock_wait)." % (exc, p["path"], planned["pins_file"]),
+            lock=dict(path=p["lock_path"] or LOCK_PATH, holder=exc.owner),
         )
-    flannel_iface = flannel_iface_for(choice, p["flannel_iface"])
-    try:
-        content = render_config(
-            role_settings(
-                choice["address"],
-                flannel_iface,
-                bind_address=p["bind_address"],
-                tls_san=p["tls_san"],
-                disable=p["disable"],
-                write_kubeconfig_mode=p["write_kubeconfig_mode"],
-                cluster_init=p["cluster_init"],
-                data_dir=p["data_dir"],
-                extra=p["extra"],
-            )
-        )
-    except (ConfigError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-
-    before = None
-    if os.path.isfile(p["path"]):
-        with open(p["path"]) as handle:
-            before = handle.read()
-        stat = os.stat(p["path"])
-        differs = before != content or stat.st_mode & 0o7777 != 0o600 or stat.st_uid != 0
-    else:
-        differs = True
-    changed = differs
-    if differs and not module.check_mode:
-        directory = os.path.dirname(p["path"])
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        changed, before = write_if_changed(p["path"], content, 0o600, 0, 0)
+    except BackupError as exc:
+        module.fail_json(msg="Not written: cannot take the run lock %s: %s." % (p["lock_path"] or LOCK_PATH, exc))
+    except OSError as exc:
+        module.fail_json(msg="k3s_config could not take the run lock or write: %s" % exc)
     result = dict(
-        changed=changed,
-        differs=differs,
-        node_ip=choice["address"],
-        node_interface=choice["interface"],
-        flannel_iface=flannel_iface,
-        source=choice["source"],
-        reason=choice["reason"],
-        candidates=choice["candidates"],
-        seen=choice["seen"],
-        recorded=recorded,
+        changed=planned["differs"],
+        differs=planned["differs"],
+        config_differs=planned["config_differs"],
+        pins_differs=planned["pins_differs"],
+        node_ip=planned["choice"]["address"],
+        node_interface=planned["choice"]["interface"],
+        flannel_iface=planned["flannel_iface"],
+        source=planned["choice"]["source"],
+        reason=planned["choice"]["reason"],
+        candidates=planned["choice"]["candidates"],
+        seen=planned["choice"]["seen"],
+        recorded=planned["recorded"],
+        pins_file=planned["pins_file"],
+        pins=planned["pins"],
     )
-    if module._diff and differs:
-        result["diff"] = dict(before=before or "", after=content, before_header=p["path"], after_header=p["path"])
+    if lock:
+        result["lock"] = lock
+    if module._diff and planned["differs"]:
+        result["diff"] = diffs(p, planned)
     module.exit_json(**result)
 
 

@@ -179,7 +179,11 @@ options:
     type: float
     default: 300
   lock_path:
-    description: Lock directory that keeps two recoveries (or a recovery and a rollback) from interleaving.
+    description:
+      - Lock directory that keeps two recoveries (or a recovery and a rollback, or site.yml's
+        config.yaml write and restart, M(integr8scode.provision.k3s_config) and
+        M(integr8scode.provision.k3s_restart)) from interleaving.
+      - An empty value means the default.
     type: path
     default: /run/lock/integr8scode-k3s-recover.lock
   lock_ttl:
@@ -194,6 +198,28 @@ options:
     description: Who runs it, recorded in the lock.
     type: str
     default: ""
+  recheck:
+    description:
+      - With O(state=rebuilt), the parameters of the M(integr8scode.provision.k3s_drift) check the
+        plan was made from. Under the lock, before anything stops, the check runs again; the run
+        stops without a change when k3s is no longer drifted (unless O(force)), when the host can
+        no longer be rebuilt, or when the node address is no longer O(node_ip). Right before
+        deleting, O(node_ip) must still be assigned to the host.
+    type: dict
+  force:
+    description: With O(recheck), rebuild also when the check under the lock finds no drift.
+    type: bool
+    default: false
+  pins:
+    description:
+      - With O(state=rebuilt), the node-address pins as the user set them (keys C(node_ip),
+        C(node_interface), C(flannel_iface); empty = not pinned; the recovery's
+        C(k3s_recover_node_ip), C(k3s_recover_node_interface), C(k3s_recover_flannel_iface)).
+      - Written with config.yaml into C(integr8scode-node.json) in O(config_file)'s directory
+        (with O(config_file) and O(data_dir); mode 0644, no secrets), the file
+        M(integr8scode.provision.k3s_config) writes for site.yml and the drift watcher reads at every
+        check. Omitted, that file is left as it is.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -257,7 +283,9 @@ removed:
   type: list
   elements: str
 config:
-  description: The keys written into config.yaml and whether the file changed.
+  description:
+    - The keys written into config.yaml and whether the file changed; with O(pins), also the
+      C(pins) written and whether the pins file changed (C(pins_changed)).
   returned: state=rebuilt
   type: dict
 nodes:

@@ -422,6 +422,9 @@ def test_rollback_restores_config_db_and_tls(host, ansible_playbook):
     for rel, digest in tls.items():
         assert host.file(rel[len("files") :]).sha256sum == digest
     assert yaml.safe_load(host.file(CONFIG).content_string)["node-ip"] == STATE["old_ip"]
+    # The documented "roll back, then strategy=reset" path: the watcher must not undo the rollback.
+    status = sh(host, "/usr/local/sbin/integr8scode-k3s-drift-check --status")
+    assert "HELD since " in status and f"by rollback.yml from {backup}" in status, status
 
 
 def test_reset_strategy_confirmed_at_the_prompt_keeps_the_datastore_and_ca(host, ansible_playbook_in_terminal):
@@ -436,6 +439,7 @@ def test_reset_strategy_confirmed_at_the_prompt_keeps_the_datastore_and_ca(host,
     text = flat(run.output)
     assert run.returncode == 0, text[-5000:]
     assert "Will reset in place" in text and "Recovery took" in text
+    assert "HELD" not in sh(host, "/usr/local/sbin/integr8scode-k3s-drift-check --status"), "recover.yml releases it"
     assert sh(host, f"stat -c %i {DATA}/server/db").strip() == db_inode, "reset must not delete server/db"
     assert host.file(f"{DATA}/server/tls/server-ca.crt").sha256sum == ca, "reset keeps the cluster CA"
     node = json.loads(sh(host, "k3s kubectl get nodes -o json"))["items"][0]

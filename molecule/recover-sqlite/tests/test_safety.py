@@ -7,8 +7,8 @@ half-restore it; SQLite's online copy is restored by tests/unit's test_backup.py
 recovery whose k3s never reports ready (the stand-in's K3S_STANDIN_NEVER_READY mode): it must
 fail within k3s_recover_ready_timeout with the unit's journal tail, keep its backup, name the
 rollback and delete nothing else. Last, embedded etcd's own "not a member of the etcd cluster"
-loop after an address change (k3s #7558, #2732), recovered by the reset strategy
-(--cluster-reset, k3s #4296). Durations are printed, not asserted.
+loop after an address change and a rerun of site.yml's k3s part (k3s #7558, #2732), found in the
+journal and recovered by the reset strategy (--cluster-reset, k3s #4296). Durations are printed, not asserted.
 """
 
 from __future__ import annotations
@@ -217,22 +217,44 @@ def test_the_hang_is_undone_by_the_rollback_it_names(host, ansible_playbook):
 MOVED_IP, MOVED_GW = "10.99.0.5", "10.99.0.1"
 
 
-def test_etcd_on_a_new_address_never_ready_is_recovered_by_reset(host, ansible_playbook):
-    """config.yaml moved to the host's new address by hand (as a re-run of site.yml would) while the
-    etcd member list still holds the old peer URL: k3s logs "not a member of the etcd cluster" and
-    stays activating (k3s #7558, #2732). recover.yml with the reset strategy runs the killall step
-    and --cluster-reset (k3s #4296) and brings k3s and the app back at the new address."""
+def test_etcd_hang_after_site_yml_on_a_new_address_is_found_and_recovered_by_reset(host, ansible_playbook):
+    """The address moves and the user reruns site.yml: its k3s role writes the new node-ip and
+    restarts k3s, which rewrites server/db/etcd/config and its serving certificates for the new
+    address before etcd starts (pkg/etcd/etcd.go, pkg/daemons/control/deps); only etcd's member
+    list keeps the old peer URL, so k3s logs "not a member of the etcd cluster" and stays
+    activating without a restart (k3s #7558, #2732). Nothing in the files shows the old address:
+    recover.yml must find the hang in the journal of k3s's current process, then the reset
+    strategy (--cluster-reset, k3s #4296) brings k3s and the app back at the new address."""
+    # And a release with k3s #12844: the node keeps its stale InternalIP after the reset, which the
+    # reset strategy must see and fix (delete the node, restart).
+    sh(host, "echo K3S_STANDIN_STALE_INTERNAL_IP=1 >> /etc/default/k3s")
+    try:
+        hang_and_reset(host, ansible_playbook)
+    finally:
+        sh(host, "sed -i '/^K3S_STANDIN_STALE_INTERNAL_IP=/d' /etc/default/k3s")
+
+
+def hang_and_reset(host, ansible_playbook):
     old = change_address(host, MOVED_IP, MOVED_GW)
-    sh(host, f"sed -i 's/{old}/{MOVED_IP}/g' {CONFIG} && systemctl restart --no-block k3s")
+    started = time.monotonic()
+    rerun = ansible_playbook(str(REPO / "molecule" / "recover-sqlite" / "k3s-rerun.yml"), "-e", "k3s_ready_timeout=15")
+    print(f"\nsite.yml's k3s part on the new address: {time.monotonic() - started:.1f} s, rc {rerun.returncode}")
+    assert rerun.returncode != 0, "k3s never reports ready: the restart cannot succeed"
     wait_until(
         lambda: "not a member of the etcd cluster" in sh(host, "journalctl -u k3s -n 5 -o cat --no-pager"),
         "k3s looping on the etcd member list",
     )
-    assert unit(host)["ActiveState"] == "activating"
+    state = unit(host)
+    assert (state["ActiveState"], state["NRestarts"]) == ("activating", "0"), state
+    assert f"node-ip: {MOVED_IP}" in sh(host, f"cat {CONFIG}")
+    assert f"https://{MOVED_IP}:2380" in sh(host, f"cat {DATA}/server/db/etcd/config")
+    assert old not in sh(host, f"cat {DATA}/server/db/etcd/config")
     started = time.monotonic()
     run = ansible_playbook(RECOVER, "-e", "k3s_recover_strategy=reset", "-e", "k3s_recover_confirm=true")
     print(f"\netcd never-ready, reset strategy: recover.yml {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, flat(run.output)[-4000:]
+    text = flat(run.output)
+    assert run.returncode == 0, text[-4000:]
+    assert f"embedded etcd's member list holds {old} while k3s starts on {MOVED_IP}" in text, text[-4000:]
     assert node_ready_at(host, MOVED_IP)
     member = sh(host, f"cat {DATA}/server/db/etcd/config")
     assert f"https://{MOVED_IP}:2380" in member

@@ -26,6 +26,15 @@ import sqlite3
 import tempfile
 import time
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.poll import ProbeResult, poll
+
+# The one run lock of everything that rewrites k3s's address: recover.yml (k3s_rebuild), the
+# watcher, and site.yml's config.yaml write and restart (k3s_config, k3s_restart). The roles'
+# k3s_lock_path / k3s_recover_lock_path are empty by default, which means this path.
+LOCK_PATH = "/run/lock/integr8scode-k3s-recover.lock"
+# How often a waiting run looks at the lock again (seconds, growing to the cap).
+LOCK_POLL = dict(interval=0.5, backoff=1.5, max_interval=2.0)
+
 MANIFEST = "manifest.json"
 FILES = "files"
 BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z$")
@@ -34,6 +43,15 @@ CONFIG_KEY = re.compile(r"^([A-Za-z0-9_.-]+|\"[^\"]+\"|'[^']+')\s*:")
 
 class BackupError(Exception):
     """A step that must stop the recovery; the message says what and where."""
+
+
+class LockHeld(BackupError):
+    """The run lock is held by another run; ``owner`` is its owner record (run_id, by, started,
+    expires)."""
+
+    def __init__(self, message, owner):
+        super(LockHeld, self).__init__(message)
+        self.owner = owner
 
 
 def sha256_file(path):
@@ -68,7 +86,7 @@ class RunLock:
     run that died (its lock expired) does not block the next one forever."""
 
     def __init__(self, path, run_id, ttl=3600, by=""):
-        self.path = path
+        self.path = path or LOCK_PATH
         self.run_id = run_id
         self.ttl = int(ttl)
         self.by = by
@@ -91,11 +109,13 @@ class RunLock:
                     raise
                 owner = read_json(self.owner_file)
                 if owner.get("run_id") != self.run_id and int(owner.get("expires", 0)) > now:
-                    raise BackupError(
-                        "another k3s recovery holds %s (run %s, started %s, expires %s); wait for it, or remove "
-                        "the directory if no recovery is running"
-                        % (self.path, owner.get("run_id"), iso(owner.get("started")), iso(owner.get("expires")))
-                    ) from None
+                    raise LockHeld(
+                        "%s holds %s (run %s, started %s, expires %s); wait for it, or remove the directory if "
+                        "that run is no longer going on"
+                        % (owner.get("by") or "another k3s recovery", self.path, owner.get("run_id"),
+                           iso(owner.get("started")), iso(owner.get("expires"))),
+                        owner,
+                    ) from None  # fmt: skip
                 if owner.get("run_id") != self.run_id:
                     self.taken_over = owner
                 shutil.rmtree(self.path, ignore_errors=True)
@@ -114,6 +134,24 @@ class RunLock:
             return False
         shutil.rmtree(self.path, ignore_errors=True)
         return True
+
+
+def wait_for_lock(lock, timeout, clock=time.monotonic, sleep=time.sleep):
+    """Acquire ``lock`` (a RunLock), waiting up to ``timeout`` seconds while another run holds it
+    (poll.py). Returns (owner record, seconds waited); raises LockHeld naming the holder when the
+    wait ran out, BackupError/OSError when the lock cannot be taken at all."""
+
+    def probe():
+        try:
+            return ProbeResult(True, observation=dict(owner=lock.acquire()))
+        except LockHeld as exc:
+            return ProbeResult(False, observation=dict(held=exc), message=str(exc))
+
+    outcome = poll(probe, max(0.0, float(timeout)), clock=clock, sleep=sleep, **LOCK_POLL)
+    if outcome.ready:
+        return outcome.observation["owner"], round(outcome.elapsed, 3)
+    held = outcome.observation["held"]
+    raise LockHeld("waited %ss for the run lock: %s" % (int(round(outcome.elapsed)), held), held.owner)
 
 
 def read_json(path):

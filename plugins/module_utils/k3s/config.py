@@ -8,6 +8,10 @@ The k3s role (module ``k3s_config``) and the recovery (``k3s_rebuild``) both wri
 through ``render_config``: the role from its variables (``role_settings``), the recovery from the
 file it finds with the new address (``readdress``). A rerun of ``site.yml`` after a recovery
 therefore renders the same bytes and changes nothing, where a line-edited copy once drifted.
+
+Beside it, the node-address pins as the user set them (``integr8scode-node.json``): written by
+both writers of config.yaml (``write_pins``), read by the drift watcher at every check
+(``read_pins``), so a pin changed with site.yml is never seen as drift of the old one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +21,8 @@ __metaclass__ = type
 import ipaddress
 import json
 import os
+
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import file_differs, write_if_changed
 
 try:
     import yaml
@@ -39,6 +45,17 @@ MANAGED_KEYS = (
     "write-kubeconfig-mode",
     "cluster-init",
     "data-dir",
+)
+# The pins file, in config.yaml's directory: its name is the one constant (pins_path).
+PINS_NAME = "integr8scode-node.json"
+# The node-address pins ("" = not pinned), then where k3s's files are.
+PINNED = ("node_ip", "node_interface", "flannel_iface")
+PINS_KEYS = PINNED + ("config_file", "data_dir")
+PINS_MODE = 0o644
+PINS_ABOUT = (
+    "integr8scode.provision: the node-address pins as set in k3s_node_ip, k3s_node_interface and "
+    "k3s_flannel_iface (empty: not pinned), written with config.yaml by site.yml and by the recovery, read by "
+    "the drift watcher at every check. No secrets."
 )
 HEADER = (
     "# Managed by integr8scode.provision (role k3s); edit the k3s_* variables instead.\n"
@@ -267,3 +284,59 @@ def render_config(settings):
     if extra:
         out.append(_dump_extra(extra))
     return "".join(out)
+
+
+# ------------------------------------------------------------------------------------ pins
+
+
+def pins_path(config_file=DEFAULT_CONFIG_FILE):
+    """The pins file of ``config_file``: in the same directory."""
+    return os.path.join(os.path.dirname(config_file) or ".", PINS_NAME)
+
+
+def render_pins(pins, config_file=DEFAULT_CONFIG_FILE, data_dir=DEFAULT_DATA_DIR):
+    """The pins file's content: ``pins`` (node_ip, node_interface, flannel_iface; None or missing
+    = not pinned) and where config.yaml and the data dir are. Sorted, no time stamp: both writers
+    render the same bytes for the same pins, so a rerun changes nothing."""
+    unknown = sorted(set(pins or {}) - set(PINNED))
+    if unknown:
+        raise ConfigError("unknown node-address pins: %s (known: %s)" % (", ".join(unknown), ", ".join(PINNED)))
+    data = dict((key, str((pins or {}).get(key) or "").strip()) for key in PINNED)
+    data.update(about=PINS_ABOUT, config_file=config_file, data_dir=data_dir or DEFAULT_DATA_DIR)
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def pins_differ(pins, config_file=DEFAULT_CONFIG_FILE, data_dir=DEFAULT_DATA_DIR):
+    """(differs, before, after) for the pins file, without writing (check mode, --diff)."""
+    after = render_pins(pins, config_file, data_dir)
+    differs, before = file_differs(pins_path(config_file), after, PINS_MODE, 0, 0)
+    return differs, before, after
+
+
+def write_pins(pins, config_file=DEFAULT_CONFIG_FILE, data_dir=DEFAULT_DATA_DIR):
+    """The one writer of the pins file (atomic, 0644 root; k3s_config and the recovery).
+    Returns (changed, before, after)."""
+    after = render_pins(pins, config_file, data_dir)
+    changed, before = write_if_changed(pins_path(config_file), after, PINS_MODE, 0, 0)
+    return changed, before, after
+
+
+def read_pins(config_file=DEFAULT_CONFIG_FILE):
+    """The one reader: {key: value} of PINS_KEYS the pins file holds ("" = not pinned), or None
+    when there is no pins file. Raises ConfigError when it cannot be read or is not a pins file."""
+    path = pins_path(config_file)
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        if not os.path.exists(path):
+            return None
+        raise ConfigError("cannot read the node-address pins in %s: %s" % (path, exc)) from exc
+    except ValueError as exc:
+        raise ConfigError("%s is not a node-address pins file (JSON): %s" % (path, exc)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("%s is not a node-address pins file (a JSON object)" % path)
+    bad = sorted(key for key in PINS_KEYS if key in data and not isinstance(data[key], str))
+    if bad:
+        raise ConfigError("%s: %s must be strings" % (path, ", ".join(bad)))
+    return dict((key, data[key].strip()) for key in PINS_KEYS if key in data)

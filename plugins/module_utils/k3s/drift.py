@@ -351,7 +351,10 @@ def detect(module, params):
     # The collection's one node-address policy, as the k3s role and the watcher apply it.
     config_ip = first_node_ip(config.get("node-ip"))
     flannel_iface = scalar(config.get("flannel-iface"))
-    recorded = [ip for ip in [config_ip] + recorded_store if ip]
+    recorded = []
+    for ip in [config_ip] + recorded_store:
+        if ip and ip not in recorded:
+            recorded.append(ip)
     try:
         choice = choose_node_address(links, main_routes, params["node_ip"], params["node_interface"], recorded)
         recommended, recommended_iface = choice["address"], flannel_iface_for(choice, params["flannel_iface"])

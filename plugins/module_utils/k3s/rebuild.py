@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import math
+import json
 import os
 import re
 import sqlite3
@@ -31,6 +31,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, write_if_changed
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
+    LOCK_PATH,
     BackupError,
     RunLock,
     create_backup,
@@ -41,12 +42,27 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup 
     verify,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
+    PINNED,
     readdress,
     render_config,
     settings_from_text,
+    write_pins,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import ARGUMENT_SPEC as DRIFT_SPEC
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import DriftError, detect
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
+    NodeAddressError,
+    observe,
+    read_network,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.teardown import Teardown
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import unit_state
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import (
+    UnitError,
+    bounded_argv,
+    journal_tail,
+    run_systemctl,
+    unit_state,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import K3sProbe
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
     KubeconfigError,
@@ -93,10 +109,13 @@ ARGUMENT_SPEC = dict(
     app_api_port=dict(type="int", default=6443),
     app_kubeconfig_mode=dict(type="str", default="0600"),
     app_timeout=dict(type="float", default=300.0),
-    lock_path=dict(type="path", default="/run/lock/integr8scode-k3s-recover.lock"),
+    lock_path=dict(type="path", default=LOCK_PATH),
     lock_ttl=dict(type="int", default=3600),
     run_id=dict(type="str", required=True),
     lock_owner=dict(type="str", default=""),
+    recheck=dict(type="dict"),
+    force=dict(type="bool", default=False),
+    pins=dict(type="dict"),
 )
 
 
@@ -155,34 +174,20 @@ class Rebuild:
         return rc, out, err
 
     def bounded(self, seconds, *argv):
-        """argv under coreutils' timeout: k3s commands that may hang on a server that does not answer."""
-        return [self.runner.get_bin_path("timeout", required=True), str(max(1, int(math.ceil(seconds))))] + list(argv)
+        """argv under coreutils' timeout (unit.py bounded_argv)."""
+        return bounded_argv(self.runner.get_bin_path, seconds, *argv)
 
     def systemctl(self, verb, timeout=None):
-        """``systemctl verb service`` under a time limit: the k3s unit has TimeoutStartSec=0, so a
-        k3s that never notifies readiness (embedded etcd's "not a member of the etcd cluster" loop
-        after an address change, k3s 7558, 2732; ../shared/facts/k3s-and-vpn.md) would keep
-        ``systemctl start`` waiting forever. A failure carries the unit's journal tail."""
+        """``systemctl verb service`` under a time limit (unit.py run_systemctl; default
+        ``stop_timeout``). A failure carries the unit's journal tail."""
         limit = timeout if timeout is not None else self.p["stop_timeout"]
-        systemctl = self.runner.get_bin_path("systemctl", required=True)
-        rc, out, err = self.runner.run_command(self.bounded(limit, systemctl, verb, self.p["service"]))
-        if rc == 0:
-            return
-        what = "systemctl %s %s" % (verb, self.p["service"])
-        if rc == 124:
-            message = "%s did not finish within %ss" % (what, max(1, int(math.ceil(limit))))
-        else:
-            message = "%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:])
-        tail = self.journal_tail()
-        raise StepError("%s. Last lines of its journal:\n%s" % (message, tail), journal_tail=tail)
+        try:
+            run_systemctl(self.runner, verb, self.p["service"], limit)
+        except UnitError as exc:
+            raise StepError(str(exc), journal_tail=exc.journal_tail) from exc
 
     def journal_tail(self, lines=25):
-        journalctl = self.runner.get_bin_path("journalctl")
-        if not journalctl:
-            return "(journalctl not found)"
-        argv = [journalctl, "-u", self.p["service"], "-n", str(lines), "--no-pager", "-o", "short-iso"]
-        _rc, out, err = self.runner.run_command(self.bounded(15, *argv))
-        return (out or err).strip()[-4000:] or "(no journal lines)"
+        return journal_tail(self.runner, self.p["service"], lines)
 
     def active_state(self):
         systemctl = self.runner.get_bin_path("systemctl", required=True)
@@ -214,6 +219,7 @@ class Rebuild:
         user = p["user_kubeconfig"] if p["user_kubeconfig"] and p["user_kubeconfig"] != p["admin_kubeconfig"] else None
         user_host = self.kubeconfig_server_host(user) if user and os.path.isfile(user) else None
         was_active = self.active_state() in ("active", "activating", "reloading")
+        self.recheck_drift()
 
         # The workers cannot reach k3s until the end anyway; stopping them now lets their stop
         # timeout run alongside the backup and the rebuild instead of after them.
@@ -249,6 +255,14 @@ class Rebuild:
                 self.result["app"] = dict(reconnected=False, reason="no app kubeconfig at %s" % p["app_kubeconfig"])
                 self.result["workers_ready_at"] = None
         except (StepError, AppError, BackupError, ComposeError, DockerException, KubeconfigError, OSError) as exc:
+            if getattr(exc, "details", {}).get("stage") == "recheck":
+                # Nothing was deleted: the host runs on as it did.
+                self.undo_stops(stopper, was_active)
+                self.fail(
+                    "recheck",
+                    "Not rebuilt: %s. %s and the workers were started again as they were; the verified backup is "
+                    "kept at %s." % (exc, p["service"], p["backup_dir"]),
+                )
             self.fail(
                 getattr(exc, "details", {}).get("stage", "rebuild"),
                 "Recovery failed after the backup: %s. The verified backup is kept at %s. Fix the cause and re-run "
@@ -364,14 +378,21 @@ class Rebuild:
 
     def write_config(self):
         """config.yaml on the new address through the k3s role's renderer, so the next site.yml
-        renders the same bytes (it once line-edited a copy and a rerun undid the recovery)."""
+        renders the same bytes (it once line-edited a copy and a rerun undid the recovery); with
+        ``pins``, the pins file beside it through the k3s role's writer (config.py write_pins), so
+        the watcher reads the pins this recovery was made with."""
         p = self.p
         with open(p["config_file"]) as handle:
             settings = settings_from_text(handle.read())
         settings = readdress(settings, p["node_ip"], p["flannel_iface"] or settings.get("flannel-iface"))
         changed, _before = write_if_changed(p["config_file"], render_config(settings), 0o600, 0, 0)
         keys = ("node-ip", "flannel-iface", "tls-san")
-        return dict(file=p["config_file"], set=dict((k, settings[k]) for k in keys), changed=changed)
+        report = dict(file=p["config_file"], set=dict((k, settings[k]) for k in keys), changed=changed)
+        if p["pins"] is not None:
+            pins_changed, _before, _after = write_pins(p["pins"], p["config_file"], p["data_dir"])
+            report["pins"] = dict((k, p["pins"].get(k) or "") for k in PINNED)
+            report["pins_changed"] = pins_changed
+        return report
 
     def killall(self):
         """k3s-killall.sh's step (k3s/teardown.py): k3s is stopped, but its pods are not
@@ -386,10 +407,61 @@ class Rebuild:
         if report["refused"]:
             raise StepError("still mounted after k3s-killall's unmounts: %s" % ", ".join(report["refused"]))
 
+    def recheck_drift(self):
+        """The plan (and an interactive prompt) came before the lock; a watcher recovery or a
+        site.yml may have run since. Under the lock, before anything stops: the same drift check
+        again (``recheck``: its parameters), still drifted unless forced, onto the same address."""
+        p = self.p
+        if not p["recheck"]:
+            return
+        params = dict((name, spec.get("default")) for name, spec in DRIFT_SPEC.items())
+        params.update(p["recheck"])
+        params["kubeconfigs"] = [os.path.expanduser(path) for path in params["kubeconfigs"] or []]
+        try:
+            result = detect(self.runner, params)[0]
+        except DriftError as exc:
+            self.fail(
+                "recheck", "The drift check under the lock could not read the host: %s. Nothing was changed." % exc
+            )
+        self.result["recheck"] = dict(drift=result["drift"], recommended_node_ip=result["recommended_node_ip"])
+        if result["refused"]:
+            self.fail(
+                "recheck",
+                "The recovery cannot rebuild this host: %s. Nothing was changed." % "; ".join(result["refused"]),
+            )
+        if not result["drift"] and not p["force"]:
+            self.fail(
+                "recheck",
+                "k3s no longer drifted when the recovery got the lock (another recovery or site.yml ran first; node IP "
+                "%s). Nothing was changed." % result["node_ip"]["config"],
+            )
+        if result["recommended_node_ip"] != p["node_ip"]:
+            self.fail(
+                "recheck",
+                "The host changed while the recovery waited: the node address is now %s (%s), not %s. Nothing was "
+                "changed; re-run to recover onto the current address."
+                % (result["recommended_node_ip"], result["node_address"]["reason"] or result["node_address"]["error"],
+                   p["node_ip"]),
+            )  # fmt: skip
+
+    def target_still_assigned(self):
+        """Right before deleting: the address k3s is rebuilt onto is still on a LAN link (an address
+        that left during the backup would make the new server crash-loop at once)."""
+        try:
+            links, _routes = read_network(self.runner.run_command)
+        except NodeAddressError as exc:
+            raise StepError("could not read the host's addresses before deleting: %s" % exc, stage="recheck") from exc
+        held = [s for s in observe(links) if s["address"] == self.p["node_ip"]]
+        if not held:
+            raise StepError(
+                "%s is no longer assigned to this host; nothing was deleted" % self.p["node_ip"], stage="recheck"
+            )
+
     def rebuild_k3s(self):
         p = self.p
         self.killall()
         if p["strategy"] == "wipe":
+            self.target_still_assigned()
             # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
             # start, and nothing may read the stale one in between.
             self.result["removed"] = [x for x in (self.db_dir, self.tls_dir, p["admin_kubeconfig"]) if remove_path(x)]
@@ -410,7 +482,13 @@ class Rebuild:
         # One deadline for start, restart and readiness: the whole wait is ready_timeout.
         self.ready_deadline = Deadline(p["ready_timeout"])
         self.start_k3s("start")
-        if p["strategy"] == "reset" and p["datastore"] == "sqlite":
+        # --cluster-reset never touches Node objects (pkg/etcd/etcd.go Reset); the agent patches the
+        # k3s.io/internal-ip annotation at start and the cloud provider moves InternalIP, except on
+        # releases with k3s #12844, where the stale InternalIP makes kube-router fail. SQLite has no
+        # reset at all: its node keeps the old InternalIP until deleted (k3s #5880).
+        if p["strategy"] == "reset" and (
+            p["datastore"] == "sqlite" or p["node_ip"] not in (self.node_internal_ips() or [])
+        ):
             self.delete_stale_node()
             self.start_k3s("restart")
 
@@ -433,10 +511,33 @@ class Rebuild:
                 journal_tail=exc.details.get("journal_tail"),
             ) from exc
 
+    def node_name(self):
+        # k3s registers the host name in lower case (pkg/agent/config).
+        return (self.p["node_name"] or os.uname()[1]).lower()
+
+    def stale_internal_ip(self):
+        """Whether the API shows this node with an InternalIP other than node_ip, polled until it
+        answers (a k3s whose InternalIP is not local answers only for a few seconds before
+        kube-router stops it). A node not registered is not stale."""
+        argv = self.bounded(10, self.p["binary"], "kubectl", "get", "node", self.node_name(), "-o", "json")
+
+        def probe():
+            rc, out, err = self.runner.run_command(argv)
+            if "NotFound" in err:
+                return ProbeResult(True, False, {"ips": None}, "")
+            if rc != 0:
+                return ProbeResult(False, False, {}, (err or out).strip())
+            addresses = json.loads(out).get("status", {}).get("addresses", [])
+            return ProbeResult(True, False, {"ips": [a["address"] for a in addresses if a["type"] == "InternalIP"]}, "")
+
+        outcome = poll(probe, max(1.0, self.ready_deadline.remaining()), interval=0.5, max_interval=1.0)
+        ips = outcome.observation.get("ips")
+        return outcome.ready and ips is not None and self.p["node_ip"] not in ips
+
     def delete_stale_node(self):
         """k3s serves the API for a few seconds before the node-IP check stops it; the delete is
         retried until it lands in such a window (k3s 5880). Already gone counts as done."""
-        name = self.p["node_name"] or os.uname()[1]
+        name = self.node_name()
         argv = self.bounded(10, self.p["binary"], "kubectl", "delete", "node", name)
 
         def probe():
@@ -580,7 +681,7 @@ def execute(job, on_locked=None):
             owner = lock.acquire()
         except (BackupError, OSError) as exc:
             job.fail("lock", str(exc))
-        job.result["lock"] = dict(path=p["lock_path"], owner=owner, stale_lock_taken_over=lock.taken_over)
+        job.result["lock"] = dict(path=lock.path, owner=owner, stale_lock_taken_over=lock.taken_over)
         if on_locked is not None:
             on_locked()
         if p["state"] == "rebuilt":
@@ -615,6 +716,10 @@ def validate(p):
             errors.append("worker_services must name at least one service")
     elif not p["backup_dir"]:
         errors.append("backup_dir is required with state=%s" % p["state"])
+    if p.get("pins") is not None:
+        unknown = sorted(set(p["pins"]) - set(PINNED))
+        if unknown:
+            errors.append("pins: unknown keys %s (known: %s)" % (", ".join(unknown), ", ".join(PINNED)))
     for name in ("ready_timeout", "app_timeout", "snapshot_timeout"):
         if p[name] <= 0:
             errors.append("%s must be a positive number of seconds, got %r" % (name, p[name]))

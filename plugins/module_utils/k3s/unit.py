@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import re
 import time
 
@@ -22,6 +23,52 @@ PROPERTIES = (
 # `activating` and never exits, so NRestarts stays 0 (k3s #7558, #2732).
 NOT_A_MEMBER = re.compile(r"not a member of the etcd cluster\. Found \[([^\]]*)\], expect: (\S+)")
 IPV4_URL = re.compile(r"https?://(\d{1,3}(?:\.\d{1,3}){3}):")
+
+
+class UnitError(Exception):
+    """A systemctl call that failed or did not finish in time; ``journal_tail`` holds the unit's
+    last journal lines."""
+
+    def __init__(self, message, journal_tail=None):
+        super(UnitError, self).__init__(message)
+        self.journal_tail = journal_tail
+
+
+def bounded_argv(get_bin_path, seconds, *argv):
+    """argv under coreutils' timeout: k3s commands that may hang on a server that does not answer."""
+    return [get_bin_path("timeout", required=True), str(max(1, int(math.ceil(seconds))))] + list(argv)
+
+
+def journal_tail(runner, service, lines=25):
+    """The unit's last journal lines (bounded), or why there are none. ``runner``: run_command,
+    get_bin_path (an AnsibleModule, host.LocalRunner)."""
+    journalctl = runner.get_bin_path("journalctl")
+    if not journalctl:
+        return "(journalctl not found)"
+    argv = [journalctl, "-u", service, "-n", str(lines), "--no-pager", "-o", "short-iso"]
+    _rc, out, err = runner.run_command(bounded_argv(runner.get_bin_path, 15, *argv))
+    return (out or err).strip()[-4000:] or "(no journal lines)"
+
+
+def run_systemctl(runner, verb, service, timeout):
+    """``systemctl verb [service]`` under a time limit: the k3s unit has TimeoutStartSec=0, so a
+    k3s that never notifies readiness (embedded etcd's "not a member of the etcd cluster" loop after
+    an address change, k3s 7558, 2732; ../shared/facts/k3s-and-vpn.md) would keep ``systemctl
+    start`` waiting forever. Raises UnitError carrying the unit's journal tail."""
+    systemctl = runner.get_bin_path("systemctl", required=True)
+    argv = [systemctl, verb] + ([service] if service else [])
+    rc, out, err = runner.run_command(bounded_argv(runner.get_bin_path, timeout, *argv))
+    if rc == 0:
+        return
+    what = " ".join(["systemctl"] + argv[1:])
+    if rc == 124:
+        message = "%s did not finish within %ss" % (what, max(1, int(math.ceil(timeout))))
+    else:
+        message = "%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:])
+    if not service:
+        raise UnitError(message)
+    tail = journal_tail(runner, service)
+    raise UnitError("%s. Last lines of its journal:\n%s" % (message, tail), journal_tail=tail)
 
 
 def parse_unit_show(text):

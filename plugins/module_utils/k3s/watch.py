@@ -24,7 +24,13 @@ import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import iso, read_json, utc_stamp
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import read_config
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
+    PINNED,
+    PINS_KEYS,
+    ConfigError,
+    read_config,
+    read_pins,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import datastore_kind
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import DriftError, detect
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
@@ -91,6 +97,20 @@ def status_line(state):
             iso(hold.get("at")), hold.get("by"), HOLD_RELEASE_HINT,
         )  # fmt: skip
     return line
+
+
+def with_pins(settings):
+    """``settings`` with the pins file's values (config.py ``read_pins``) in place of the rendered
+    ones: site.yml writes that file with config.yaml, so a pin changed since recover.yml rendered
+    the program is the one judged (the rendered pin would be drift and be "recovered" back). An
+    empty pin in the file means not pinned; without the file, the rendered settings hold.
+    Raises ConfigError when the file exists but cannot be read."""
+    merged = dict(settings)
+    pins = read_pins(settings["config_file"])
+    for key in PINS_KEYS:
+        if pins and key in pins and (pins[key] or key in PINNED):
+            merged[key] = pins[key]
+    return merged
 
 
 def action(kind, reason, outcome, target=None, priority=None):
@@ -286,16 +306,20 @@ class Watcher:
         atomic_write(self.state_file, json.dumps(self.state, indent=1, sort_keys=True), 0o600)
         atomic_write(self.status_file, status_line(self.state) + "\n", 0o644)
 
-    def detect(self):
-        s = self.s
+    def drift_params(self):
+        """The drift check's parameters: the same for the look and for the re-check under the lock.
+        The pins are read again at every check (``with_pins``)."""
+        s = with_pins(self.s)
         kubeconfigs = [s["admin_kubeconfig"]] + ([s["app_kubeconfig"]] if s["stack_dir"] else [])
-        params = dict(
+        return dict(
             config_file=s["config_file"], data_dir=s["data_dir"], service=s["service"],
             node_name=s["node_name"] or None, node_ip=s["node_ip"] or None,
             node_interface=s["node_interface"] or None, flannel_iface=s["flannel_iface"] or None,
             kubeconfigs=kubeconfigs, hung_start_after=float(s.get("hung_start_after", 300)),
         )  # fmt: skip
-        return detect(self.runner, params)[0]
+
+    def detect(self):
+        return detect(self.runner, self.drift_params())[0]
 
     def check(self):
         """One look; waits out the debounce (bounded) before acting. Returns an exit code."""
@@ -309,7 +333,7 @@ class Watcher:
                     self.sleep(wait)
                     continue
                 return self.judge()
-            except (NodeAddressError, DriftError, OSError, ValueError) as exc:
+            except (NodeAddressError, DriftError, ConfigError, OSError, ValueError) as exc:
                 log(4, "WARNING: the drift check could not read the host: %s" % exc)
                 self.save("error: %s" % exc)
                 return 1
@@ -344,7 +368,7 @@ class Watcher:
         return subprocess.call(command, shell=True)
 
     def rebuild_params(self, result, target):
-        s = self.s
+        s = with_pins(self.s)
         stamp = utc_stamp(self.clock())
         user = os.path.expanduser("~%s/.kube/config" % s["kubeconfig_user"]) if s["kubeconfig_user"] else None
         return with_defaults(
@@ -360,6 +384,7 @@ class Watcher:
             app_probe_path=s["app_probe_path"], app_kubeconfig_mode=s["app_kubeconfig_mode"],
             app_timeout=float(s["app_timeout"]), lock_path=s["lock_path"], lock_ttl=int(s["lock_ttl"]),
             run_id="watch-%s" % stamp, lock_owner="integr8scode-k3s-drift-check (k3s_recover_watch_mode=recover)",
+            recheck=self.drift_params(), pins=dict((key, s[key]) for key in PINNED),
             backup_meta=dict(old_node_ip=result["node_ip"]["config"], by="watcher",
                              findings=[f["check"] for f in result["findings"] if f["severity"] == "drift"]),
         )  # fmt: skip
@@ -387,7 +412,7 @@ class Watcher:
         except ModuleFailure as exc:
             if job.result.get("stage") == "lock":
                 log(5, "not recovering now: %s" % exc)
-                self.save("drifted, another recovery holds the lock")
+                self.save("drifted, another run holds the lock")
                 return 0
             self.state.setdefault("recoveries", []).append(record["at"])
             record.update(outcome="failed at %s" % job.result.get("stage"), message=str(exc)[-3000:])
@@ -498,6 +523,10 @@ def release(state_dir):
 
 def backup(settings, runner):
     """A scheduled backup of the running datastore (Rebuild.scheduled) into the backup root."""
+    try:
+        settings = with_pins(settings)
+    except ConfigError as exc:
+        log(4, "WARNING: %s; backing up with the rendered settings" % exc)
     stamp = utc_stamp()
     datastore = datastore_kind(settings["data_dir"], read_config(settings["config_file"])[0])
     params = with_defaults(

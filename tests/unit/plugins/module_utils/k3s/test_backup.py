@@ -19,11 +19,14 @@ sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import backup as k3s_backup  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (  # noqa: E402
+    LOCK_PATH,
     BackupError,
+    LockHeld,
     RunLock,
     create_backup,
     restore,
     verify,
+    wait_for_lock,
 )
 
 
@@ -186,6 +189,58 @@ def test_lock_is_exclusive_expires_and_is_released_only_by_its_owner(tmp_path):
     taker = RunLock(path, "c")
     taker.acquire()
     assert taker.taken_over["run_id"] == "dead"
+
+
+class Clock:
+    def __init__(self, on_sleep=None):
+        self.now, self.on_sleep = 0.0, on_sleep
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self.now)
+
+
+def test_a_waiting_run_takes_the_lock_once_its_holder_released_it(tmp_path):
+    path = str(tmp_path / "recover.lock")
+    holder = RunLock(path, "watch-1", by="integr8scode-k3s-drift-check")
+    holder.acquire()
+    clock = Clock(on_sleep=lambda now: now >= 30 and holder.release())
+    waiter = RunLock(path, "site-1", ttl=60, by="site.yml (role k3s)")
+    owner, waited = wait_for_lock(waiter, 900, clock=clock, sleep=clock.sleep)
+    assert owner["run_id"] == "site-1" and owner["by"] == "site.yml (role k3s)"
+    assert 30 <= waited < 33 and waiter.held
+
+
+def test_a_wait_that_runs_out_names_the_holder_and_leaves_its_lock(tmp_path):
+    path = str(tmp_path / "recover.lock")
+    RunLock(path, "20260101T000000Z-1", by="recover.yml (ansible-playbook on box)").acquire()
+    clock = Clock()
+    with pytest.raises(LockHeld) as raised:
+        wait_for_lock(RunLock(path, "site-1"), 5, clock=clock, sleep=clock.sleep)
+    assert str(raised.value).startswith(
+        f"waited 5s for the run lock: recover.yml (ansible-playbook on box) holds {path} (run 20260101T000000Z-1, "
+    )
+    assert raised.value.owner["run_id"] == "20260101T000000Z-1" and clock.now == 5
+    assert json.loads(Path(path, "owner").read_text())["run_id"] == "20260101T000000Z-1"
+
+
+def test_the_same_run_takes_over_the_lock_it_kept_without_waiting(tmp_path):
+    """site.yml's config.yaml write keeps the lock for its restart (k3s_config lock_hold, then
+    k3s_restart with the same run id)."""
+    path = str(tmp_path / "recover.lock")
+    RunLock(path, "k3s_config-1", by="site.yml").acquire()
+    clock = Clock()
+    restart = RunLock(path, "k3s_config-1", ttl=420)
+    assert wait_for_lock(restart, 0, clock=clock, sleep=clock.sleep)[1] == 0
+    assert restart.taken_over is None and restart.release() is True and not os.path.exists(path)
+
+
+def test_an_empty_lock_path_is_the_collections_lock():
+    assert RunLock("", "x").path == LOCK_PATH == "/run/lock/integr8scode-k3s-recover.lock"
 
 
 def test_remove_path_handles_files_links_and_trees(tmp_path):

@@ -5,6 +5,7 @@ against systemd and the stand-in is proven by the recover scenarios (test_safety
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
     with_defaults,
 )
 
-TAIL = 'level=info msg="Failed to test data store connection: this server is a not a member of the etcd cluster."'
+TAIL = 'level=info msg="Failed to test etcd connection: this server is a not a member of the etcd cluster."'
 
 
 class Runner:
@@ -79,3 +80,37 @@ def test_a_stop_that_hangs_too_is_reported():
     with pytest.raises(StepError) as raised:
         job(runner).start_k3s("start")
     assert "stopping k3s failed too: systemctl stop k3s did not finish within 11s" in str(raised.value)
+
+
+class NodeRunner(Runner):
+    """kubectl get node answers with ``node`` (a dict), NotFound (None) or fails ``failures`` times."""
+
+    def __init__(self, node, failures=0):
+        super().__init__(start_rc=0)
+        self.node, self.failures = node, failures
+
+    def run_command(self, argv, cwd=None):
+        if "kubectl" in argv:
+            self.calls.append(argv)
+            if self.failures:
+                self.failures -= 1
+                return 1, "", "The connection to the server 127.0.0.1:6443 was refused"
+            if self.node is None:
+                return 1, "", 'Error from server (NotFound): nodes "node1" not found'
+            return 0, json.dumps(self.node), ""
+        return super().run_command(argv, cwd)
+
+
+def node(*ips):
+    return {"status": {"addresses": [{"type": "InternalIP", "address": ip} for ip in ips]}}
+
+
+def test_a_stale_internal_ip_after_a_reset_is_seen_once_the_api_answers():
+    """--cluster-reset never touches Node objects; on releases with k3s #12844 the InternalIP
+    stays the old one, and the reset strategy then deletes the node and restarts k3s."""
+    assert job(NodeRunner(node("10.9.9.9"), failures=2), node_name="Node1").stale_internal_ip() is True
+    assert job(NodeRunner(node("10.0.0.5"))).stale_internal_ip() is False
+    assert job(NodeRunner(None)).stale_internal_ip() is False
+    runner = NodeRunner(node("10.9.9.9"))
+    job(runner, node_name="Node1").stale_internal_ip()
+    assert runner.calls[-1][-6:] == ["kubectl", "get", "node", "node1", "-o", "json"]

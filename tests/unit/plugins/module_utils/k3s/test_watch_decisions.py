@@ -25,6 +25,12 @@ sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import watch  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import detect  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (  # noqa: E402
+    ModuleFailure,
+    Rebuild,
+    StepError,
+    with_defaults,
+)
 
 OLD = "192.168.1.20"
 ACTIVE = {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "MainPID": "4242"}
@@ -56,7 +62,7 @@ class Host:
         return 1, "", f"unexpected command {argv}"
 
 
-def layout(tmp_path, node_ip=OLD, dropin_ip=None, datastore_ip=None, etcd=False):
+def layout(tmp_path, *, node_ip=OLD, dropin_ip=None, datastore_ip=None, etcd=False):
     etc = tmp_path / "etc"
     (etc / "config.yaml.d").mkdir(parents=True, exist_ok=True)
     (etc / "config.yaml").write_text(
@@ -342,3 +348,72 @@ def test_a_failed_recovery_clears_only_once_k3s_is_healthy_again(tmp_path):
     state = {"failed_recovery": {"at": 900.0, "stage": "k3s_ready", "backup": "/b"}}
     decision = decide(tmp_path, Host([ETH0], LAN_ROUTES), layout(tmp_path), state=state)
     assert decision["action"] == "none" and "cleared" in decision["reason"]
+
+
+# --------------------------------------------------------------------------- under the lock
+
+
+def rebuild_job(tmp_path, host, files, target, **extra):
+    config_file, data_dir = files
+    recheck = dict(config_file=config_file, data_dir=data_dir, service="k3s", node_name="node1", kubeconfigs=[])
+    params = with_defaults(
+        state="rebuilt", run_id="t", node_ip=target, backup_dir=str(tmp_path / "b"), recheck=recheck, **extra
+    )
+    return Rebuild(params, host)
+
+
+def test_the_recheck_under_the_lock_stops_when_another_run_already_recovered(tmp_path):
+    # The plan saw 192.168.1.20 gone; by the time it holds the lock, config.yaml says .77.
+    files = layout(tmp_path, node_ip="192.168.1.77", datastore_ip="192.168.1.77")
+    job = rebuild_job(tmp_path, Host([nic("eth0", "192.168.1.77/24")], [default("eth0")]), files, "192.168.1.77")
+    with pytest.raises(ModuleFailure, match="k3s no longer drifted when the recovery got the lock"):
+        job.recheck_drift()
+    assert job.result["stage"] == "recheck"
+    forced = rebuild_job(
+        tmp_path, Host([nic("eth0", "192.168.1.77/24")], [default("eth0")]), files, "192.168.1.77", force=True
+    )
+    forced.recheck_drift()
+
+
+def test_the_recheck_under_the_lock_stops_when_the_address_moved_again(tmp_path):
+    host = Host([nic("eth0", "192.168.1.88/24")], [default("eth0")])
+    job = rebuild_job(tmp_path, host, layout(tmp_path), "192.168.1.77")
+    with pytest.raises(ModuleFailure, match=r"the node address is now 192\.168\.1\.88 .*, not 192\.168\.1\.77"):
+        job.recheck_drift()
+
+
+def test_the_recheck_passes_a_drift_onto_the_same_address(tmp_path):
+    host = Host([nic("eth0", "192.168.1.77/24")], [default("eth0")])
+    job = rebuild_job(tmp_path, host, layout(tmp_path), "192.168.1.77")
+    job.recheck_drift()
+    assert job.result["recheck"] == {"drift": True, "recommended_node_ip": "192.168.1.77"}
+
+
+def test_the_recheck_refuses_a_drop_in_node_ip(tmp_path):
+    host = Host([nic("eth0", "192.168.1.77/24")], [default("eth0")])
+    job = rebuild_job(tmp_path, host, layout(tmp_path, dropin_ip=OLD), "192.168.1.77")
+    with pytest.raises(ModuleFailure, match="node-ip is set in .*50-user.yaml"):
+        job.recheck_drift()
+
+
+def test_right_before_deleting_the_target_must_still_be_assigned(tmp_path):
+    host = Host([nic("eth0", "192.168.1.77/24")], [default("eth0")])
+    job = rebuild_job(tmp_path, host, layout(tmp_path), "192.168.1.77")
+    job.target_still_assigned()
+    host.links = [LO, nic("eth0", carrier=False)]
+    with pytest.raises(StepError, match=r"192\.168\.1\.77 is no longer assigned to this host; nothing was deleted"):
+        job.target_still_assigned()
+
+
+# --------------------------------------------------------------------------- hold
+
+
+def test_a_rollback_hold_shows_in_the_status_and_ends_with_release(tmp_path, capsys):
+    state_dir = str(tmp_path / "state")
+    watch.hold(state_dir, "rollback.yml from /b/x", clock=lambda: 0.0)
+    assert oct(os.stat(os.path.join(state_dir, "hold.json")).st_mode & 0o777) == "0o600"
+    watch.status({"state_dir": state_dir})
+    assert "HELD since 1970-01-01T00:00:00Z by rollback.yml from /b/x" in capsys.readouterr().out
+    assert watch.release(state_dir) is True and watch.release(state_dir) is False
+    watch.status({"state_dir": state_dir})
+    assert "HELD" not in capsys.readouterr().out
