@@ -132,9 +132,14 @@ def reconnect_app(
         on_phase("cert_generator")
     if before_workers:
         before_workers()
+    # Restart, not start: a worker that crash-looped on the old address (upstream's workers exit
+    # when the API is gone) can be back in Docker's restart loop although `docker compose stop`
+    # returned; `start` on it is a no-op and it keeps the old kubeconfig (seen with a 20 s
+    # debounce and a 30 s k3s start). A restart is a fresh start from the new file, also of a
+    # stopped container.
     for worker in workers:
         for cid in service_ids(client, definition, worker):
-            client.api.start(cid)
+            client.api.restart(cid, timeout=10)
     report["workers"] = wait_services(
         client, definition, list(workers), definition.oneshots, timeout=timeout, what=", ".join(workers)
     )

@@ -486,9 +486,7 @@ class Rebuild:
         # k3s.io/internal-ip annotation at start and the cloud provider moves InternalIP, except on
         # releases with k3s #12844, where the stale InternalIP makes kube-router fail. SQLite has no
         # reset at all: its node keeps the old InternalIP until deleted (k3s #5880).
-        if p["strategy"] == "reset" and (
-            p["datastore"] == "sqlite" or p["node_ip"] not in (self.node_internal_ips() or [])
-        ):
+        if p["strategy"] == "reset" and (p["datastore"] == "sqlite" or self.stale_internal_ip()):
             self.delete_stale_node()
             self.start_k3s("restart")
 
