@@ -414,6 +414,13 @@ class Watcher:
                 log(5, "not recovering now: %s" % exc)
                 self.save("drifted, another run holds the lock")
                 return 0
+            if job.result.get("stage") == "recheck":
+                # The check under the lock found the host changed since this look (the timer's check
+                # and the follower both decided; the first one recovered): nothing was deleted, and
+                # the next look judges the host as it is now. Not a failed recovery.
+                log(5, "not recovering: %s" % exc)
+                self.save("drifted, changed before the lock: judged again at the next look")
+                return 0
             self.state.setdefault("recoveries", []).append(record["at"])
             record.update(outcome="failed at %s" % job.result.get("stage"), message=str(exc)[-3000:])
             if "backup" not in job.result:

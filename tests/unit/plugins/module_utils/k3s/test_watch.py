@@ -97,6 +97,10 @@ def made(tmp_path, monkeypatch, capsys):
             if outcome == "lock":
                 job.result["stage"] = "lock"
                 raise ModuleFailure("another k3s recovery holds the lock")
+            if outcome == "recheck":
+                on_locked()
+                job.result["stage"] = "recheck"
+                raise ModuleFailure("k3s no longer drifted when the recovery got the lock")
             on_locked()
             if outcome == "fail":
                 job.result.update(stage="k3s_ready", backup={"ok": True, "checked": 9})
@@ -182,6 +186,17 @@ def test_a_lock_held_by_recover_yml_is_not_counted_as_a_recovery(made, tmp_path)
     assert "not recovering now: another k3s recovery holds the lock" in out
     assert "recovering k3s onto" not in out
     assert json.loads((tmp_path / "state" / "state.json").read_text()).get("recoveries", []) == []
+
+
+def test_a_recheck_that_finds_the_host_recovered_is_no_failed_recovery(made, tmp_path):
+    """The timer's check and the follower both decided; the first recovered, the second's check
+    under the lock finds nothing to do: no failure to a person, no count against the flap limit."""
+    assert made(drifted(), outcome="recheck").check() == 0
+    out = made.out()
+    assert "not recovering: k3s no longer drifted when the recovery got the lock" in out
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert state.get("recoveries", []) == [] and not state.get("failed_recovery") and not state.get("last_recovery")
+    assert "NEEDS A PERSON" not in (tmp_path / "state" / "status").read_text()
 
 
 def test_a_failed_recovery_is_recorded_in_the_status_line(made, tmp_path):
