@@ -13,6 +13,8 @@ events").
 
 from __future__ import annotations
 
+import json
+
 UP_FLAGS = ("BROADCAST", "MULTICAST", "UP", "LOWER_UP")
 DOWN_FLAGS = ("NO-CARRIER", "BROADCAST", "MULTICAST", "UP")
 
@@ -131,3 +133,43 @@ def multipath(*devs, metric=100):
 
 def prefix(cidr, dev):
     return {"dst": cidr, "dev": dev, "protocol": "kernel", "scope": "link", "flags": []}
+
+
+ACTIVE = {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "MainPID": "4242"}
+
+
+class HostRunner:
+    """A runner (run_command, get_bin_path) over one layout that answers `ip -d -j addr show`,
+    `ip -j -4 route show table main`, `systemctl show` (``unit``: its properties) and `journalctl`
+    (``journal``: the current process's lines) as the real programs print them."""
+
+    def __init__(self, links, routes, unit=None, journal=""):
+        self.links, self.routes, self.unit, self.journal = [LO, *links], routes, dict(unit or ACTIVE), journal
+
+    def get_bin_path(self, name, required=False):
+        return "/usr/bin/" + name if name in ("ip", "systemctl", "journalctl") else None
+
+    def run_command(self, argv, cwd=None):
+        name = argv[0].rsplit("/", 1)[-1]
+        if name == "ip" and "addr" in argv:
+            return 0, json.dumps(self.links), ""
+        if name == "ip":
+            return 0, json.dumps(self.routes), ""
+        if name == "systemctl":
+            return 0, "\n".join(f"{key}={value}" for key, value in self.unit.items()), ""
+        if name == "journalctl":
+            return 0, self.journal, ""
+        return 1, "", f"unexpected command {argv}"
+
+
+class Clock:
+    """A clock the watcher reads and sleeps on; sleeping only moves it on."""
+
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds

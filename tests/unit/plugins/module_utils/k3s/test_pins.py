@@ -7,13 +7,12 @@ replaced, so a decision to rebuild shows as a recorded call."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path
 
 import pytest
-from hostnet import LO, default, nic, prefix
+from hostnet import Clock, HostRunner, default, nic, prefix
 from k3s_files import kine_db, node_json
 
 ROOT = Path(__file__).resolve().parents[5]
@@ -37,7 +36,6 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
 
 PIN_A = "192.168.1.20"  # the pin recover.yml rendered into the program
 PIN_B = "192.168.1.30"  # the pin the user set since, with site.yml
-ACTIVE = {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "MainPID": "4242"}
 
 
 # --------------------------------------------------------------------------- writer and reader
@@ -114,39 +112,8 @@ def test_the_recovery_writes_the_same_pins_file_with_config_yaml(tmp_path):
 # --------------------------------------------------------------------------- the watcher
 
 
-class Host:
-    """`ip -d -j addr show`, `ip -j -4 route show table main`, `systemctl show`, `journalctl`."""
-
-    def __init__(self, links, routes):
-        self.links, self.routes = [LO, *links], routes
-
-    def get_bin_path(self, name, required=False):
-        return "/usr/bin/" + name if name in ("ip", "systemctl", "journalctl") else None
-
-    def run_command(self, argv, cwd=None):
-        name = os.path.basename(argv[0])
-        if name == "ip" and "addr" in argv:
-            return 0, json.dumps(self.links), ""
-        if name == "ip":
-            return 0, json.dumps(self.routes), ""
-        if name == "systemctl":
-            return 0, "\n".join(f"{key}={value}" for key, value in ACTIVE.items()), ""
-        return 0, "", ""
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 # Both addresses on the LAN NIC: the user moved the pin from one to the other.
-HOST = Host([nic("eth0", f"{PIN_A}/24", f"{PIN_B}/24")], [default("eth0"), prefix("192.168.1.0/24", "eth0")])
+HOST = HostRunner([nic("eth0", f"{PIN_A}/24", f"{PIN_B}/24")], [default("eth0"), prefix("192.168.1.0/24", "eth0")])
 
 
 def k3s_on(tmp_path, node_ip):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostnet import Clock
 
 ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "collections"))
@@ -43,17 +44,6 @@ class Runner:
         if argv[:4] == ["ip", "-d", "-j", "addr"]:
             return 0, json.dumps(links(self.address)), ""
         return 0, "[]", ""
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def settings(tmp_path, **extra):

@@ -11,13 +11,12 @@ must end in none, warn or wait (shared/facts/k3s-and-vpn.md, "Host network event
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
-from hostnet import LO, default, device, docker0, host_only_adapter, multipath, nic, prefix, tunnel
+from hostnet import LO, HostRunner, default, device, docker0, host_only_adapter, multipath, nic, prefix, tunnel
 from k3s_files import kine_db, node_json
 
 ROOT = Path(__file__).resolve().parents[5]
@@ -33,33 +32,13 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
 )
 
 OLD = "192.168.1.20"
-ACTIVE = {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "MainPID": "4242"}
 NOT_A_MEMBER = (
     'time="2026-12-07T10:00:05Z" level=info msg="Failed to test etcd connection: this server is a not a member of '
     'the etcd cluster. Found [node1-3a2b=https://192.168.1.20:2380], expect: node1-3a2b=https://10.20.30.40:2380"'
 )
 
 
-class Host:
-    """A fake runner over one layout: answers ip, systemctl and journalctl as the real ones print."""
-
-    def __init__(self, links, routes, unit=None, journal=""):
-        self.links, self.routes, self.unit, self.journal = [LO, *links], routes, dict(unit or ACTIVE), journal
-
-    def get_bin_path(self, name, required=False):
-        return "/usr/bin/" + name if name in ("ip", "systemctl", "journalctl") else None
-
-    def run_command(self, argv, cwd=None):
-        name = os.path.basename(argv[0])
-        if name == "ip" and "addr" in argv:
-            return 0, json.dumps(self.links), ""
-        if name == "ip":
-            return 0, json.dumps(self.routes), ""
-        if name == "systemctl":
-            return 0, "\n".join("{}={}".format(*item) for item in self.unit.items()), ""
-        if name == "journalctl":
-            return 0, self.journal, ""
-        return 1, "", f"unexpected command {argv}"
+Host = HostRunner
 
 
 def layout(tmp_path, *, node_ip=OLD, dropin_ip=None, datastore_ip=None, etcd=False):
