@@ -144,10 +144,23 @@ def test_node_ip_not_on_the_host_fails_before_config_changes(host, ansible_playb
 
 
 def test_node_interface_selects_the_same_address(host, ansible_playbook):
+    """The same address through k3s_node_interface: config.yaml and k3s stay as they are; only the
+    pins file records the new pin (the drift watcher reads the user's pins from it)."""
     assert host.service("k3s").is_running
-    run = ansible_playbook("converge.yml", "-e", "k3s_node_interface=eth0")
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.total("changed") == 0, run.changed_tasks()
+    config = host.file("/etc/rancher/k3s/config.yaml").sha256sum
+    pid = host.check_output("systemctl show k3s -p MainPID --value")
+    try:
+        run = ansible_playbook("converge.yml", "-e", "k3s_node_interface=eth0")
+        assert run.returncode == 0, run.output[-3000:]
+        assert run.changed_tasks() == [
+            "integr8scode.provision.k3s : Write /etc/rancher/k3s/config.yaml and the node-address pins (under the run lock)"
+        ], run.changed_tasks()
+        assert host.file("/etc/rancher/k3s/config.yaml").sha256sum == config
+        assert host.check_output("systemctl show k3s -p MainPID --value") == pid, "no restart"
+        pins = json.loads(host.file("/etc/rancher/k3s/integr8scode-node.json").content_string)
+        assert pins["node_interface"] == "eth0"
+    finally:
+        assert ansible_playbook("converge.yml").returncode == 0
 
 
 def test_unknown_flannel_iface_fails_before_config_changes(host, ansible_playbook):

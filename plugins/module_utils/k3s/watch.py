@@ -383,7 +383,7 @@ class Watcher:
             cert_generator_service=s["cert_generator_service"], worker_services=s["worker_services"],
             app_probe_path=s["app_probe_path"], app_kubeconfig_mode=s["app_kubeconfig_mode"],
             app_timeout=float(s["app_timeout"]), lock_path=s["lock_path"], lock_ttl=int(s["lock_ttl"]),
-            run_id="watch-%s" % stamp, lock_owner="integr8scode-k3s-drift-check (k3s_recover_watch_mode=recover)",
+            run_id="watch-%s-%d" % (stamp, os.getpid()), lock_owner="integr8scode-k3s-drift-check (k3s_recover_watch_mode=recover)",
             recheck=self.drift_params(), pins=dict((key, s[key]) for key in PINNED),
             backup_meta=dict(old_node_ip=result["node_ip"]["config"], by="watcher",
                              findings=[f["check"] for f in result["findings"] if f["severity"] == "drift"]),
