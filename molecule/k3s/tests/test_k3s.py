@@ -152,9 +152,8 @@ def test_node_interface_selects_the_same_address(host, ansible_playbook):
     try:
         run = ansible_playbook("converge.yml", "-e", "k3s_node_interface=eth0")
         assert run.returncode == 0, run.output[-3000:]
-        assert run.changed_tasks() == [
-            "integr8scode.provision.k3s : Write /etc/rancher/k3s/config.yaml and the node-address pins (under the run lock)"
-        ], run.changed_tasks()
+        write = "integr8scode.provision.k3s : Write /etc/rancher/k3s/config.yaml and the node-address pins"
+        assert run.changed_tasks() == [write + " (under the run lock)"], run.changed_tasks()
         assert host.file("/etc/rancher/k3s/config.yaml").sha256sum == config
         assert host.check_output("systemctl show k3s -p MainPID --value") == pid, "no restart"
         pins = json.loads(host.file("/etc/rancher/k3s/integr8scode-node.json").content_string)
