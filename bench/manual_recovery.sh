@@ -18,8 +18,10 @@ set -euo pipefail
 
 new_ip=${1:?usage: $0 NEW_NODE_IP [STACK_DIR]}
 stack_dir=${2:-/opt/Integr8sCode}
-data_dir=/var/lib/rancher/k3s
 config=/etc/rancher/k3s/config.yaml
+# The data directory k3s uses (config.yaml's data-dir, else the default), as a person would look it up.
+data_dir=$(sed -n 's/^data-dir:[[:space:]]*//p' "$config" | tr -d "\"'" | tail -n 1)
+data_dir=${data_dir:-/var/lib/rancher/k3s}
 backup=/root/k3s-manual-backup-$(date +%s)
 
 now() { date +%s.%N; }

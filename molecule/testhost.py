@@ -17,6 +17,10 @@ import yaml
 
 STACK = "/opt/Integr8sCode"
 CONFIG = "/etc/rancher/k3s/config.yaml"
+# k3s's data directory: the scenario's k3s_data_dir when it sets one (its molecule.yml passes the
+# same value to the verifier, recover-etcd: a custom one); else k3s's default.
+DEFAULT_DATA_DIR = "/var/lib/rancher/k3s"
+DATA = os.environ.get("I8C_K3S_DATA_DIR", DEFAULT_DATA_DIR)
 # The stack's compose project name when a scenario sets stack_project_name (its molecule.yml
 # passes it to the verifier); empty: the directory's name, as docker compose derives it.
 STACK_PROJECT = os.environ.get("I8C_STACK_PROJECT", "")
@@ -87,6 +91,14 @@ def unit(host, name: str = "k3s") -> dict:
 
 def compose(host, args: str) -> str:
     return sh(host, f"cd {STACK} && {DOCKER_COMPOSE} {args}")
+
+
+def assert_not_stopped(host, services) -> None:
+    """Each service has a container that runs, or is in Docker's restart loop (its kubeconfig's
+    k3s still starting): a recovery or rollback never leaves a worker stopped."""
+    for service in services:
+        state = compose(host, f"ps -a --format '{{{{.State}}}}' {service}").strip()
+        assert state in ("running", "restarting"), f"{service} left {state or 'without a container'}"
 
 
 def health(host, service: str) -> dict:
@@ -178,5 +190,5 @@ def set_ready_delay(host, seconds: int) -> None:
 
 def shim_pids(host) -> list[str]:
     """The stand-in's containerd-shim processes: the pods `systemctl stop k3s` leaves (k3s #2624)."""
-    out = host.run("pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 '")
+    out = host.run(f"pgrep -f '^/usr/bin/python3 {DATA}/data/[^/]+/bin/containerd-shim-runc-v2 '")
     return sorted(out.stdout.split())

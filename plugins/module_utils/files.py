@@ -3,7 +3,8 @@
 # Apache License 2.0 (see galaxy.yml)
 """The one atomic file write: a temporary file in the target's directory, its mode and owner set
 before it is renamed over the target, so a reader (k3s, cert-generator, a worker) never sees a
-half-written or briefly world-readable file."""
+half-written or briefly world-readable file; the data and then the rename are fsynced, so a power
+cut right after a recovery does not leave an empty config.yaml (ext4 delayed allocation)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -29,6 +30,8 @@ def atomic_write(path, data, mode=None, uid=None, gid=None):
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if not isinstance(data, bytes) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         if uid is not None or gid is not None:
             os.chown(tmp, -1 if uid is None else uid, -1 if gid is None else gid)
@@ -37,6 +40,16 @@ def atomic_write(path, data, mode=None, uid=None, gid=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory):
+    """Make a rename or a new entry in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def file_differs(path, text, mode=None, uid=None, gid=None):

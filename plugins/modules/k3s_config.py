@@ -28,6 +28,11 @@ description:
     otherwise follows the default route, k3s issue 12459). C(node-ip) stays a top-level scalar because
     upstream Integr8sCode's cert-generator reads it with a line grep.
   - The file is written atomically with mode 0600 (it may hold a token through O(extra)).
+  - "The values of k3s's secret flags (C(token), C(agent-token), C(etcd-s3-access-key),
+    C(etcd-s3-secret-key), C(etcd-s3-session-token), C(vpn-auth) and their aliases, the password in
+    C(datastore-endpoint) or C(etcd-s3-proxy)) never leave the host through the module: the diff
+    shows them as C(<redacted>) (also those in the file found on the host), the result and a
+    failure mask them as no_log does, and O(extra) is not written to the host's log."
   - In the same run, the node-address pins as given (O(node_ip), O(node_interface),
     O(flannel_iface); empty = not pinned) go into C(integr8scode-node.json) beside O(path), with
     O(path) and O(data_dir) (JSON, mode 0644, no secrets). The recovery
@@ -90,30 +95,22 @@ options:
     type: path
     default: /var/lib/rancher/k3s
   extra:
-    description: Any other keys (k3s flag names without dashes); keys listed above are refused.
+    description:
+      - Any other keys (k3s flag names without dashes); keys listed above are refused.
+      - Values of k3s's secret flags are hidden from the result and the diff; the file gets them as given.
     type: dict
     default: {}
-  lock_path:
-    description:
-      - The run lock shared with the recovery and the watcher (role C(k3s) C(k3s_lock_path), role
-        C(k3s_recover) C(k3s_recover_lock_path)). An empty value means the default.
-    type: path
-    default: /run/lock/integr8scode-k3s-recover.lock
-  lock_wait:
-    description: Seconds to wait for the run lock while another run holds it (C(k3s_lock_wait)); C(0) tries once.
-    type: float
-    default: 900
   lock_ttl:
-    description: Seconds after which the lock, if this run died holding it, may be taken over.
+    description:
+      - Seconds the lock kept by O(lock_hold) holds after this module returns, unless the restart
+        takes it over first. A play that stops before its restart handler blocks the recovery
+        and the watcher this long at most. Without O(lock_hold) the lock is held only while the
+        module runs.
     type: int
-    default: 3600
-  lock_owner:
-    description: Who runs it, recorded in the lock and named to a run that waits for it.
-    type: str
-    default: ""
+    default: 300
   lock_hold:
     description:
-      - When config.yaml changed, keep the lock after the write (until O(lock_ttl) at most), so no
+      - When config.yaml changed, keep the lock after the write (O(lock_ttl) seconds at most), so no
         recovery starts before k3s was restarted onto the new file (k3s keeps running on the old
         one until then, which the watcher would judge as drift). The restart,
         M(integr8scode.provision.k3s_restart) with RV(lock.run_id), releases it.
@@ -125,6 +122,7 @@ notes:
   - Reads the host's addresses with C(ip -j) (iproute2).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - integr8scode.provision.run_lock
 attributes:
   platform:
     support: full
@@ -134,7 +132,10 @@ attributes:
     details: Compares without the lock and changes nothing.
   diff_mode:
     support: full
-    details: One diff for config.yaml, one for the pins file, each when it differs.
+    details:
+      - One diff for config.yaml, one for the pins file, each when it differs.
+      - config.yaml's with the values of k3s's secret flags as C(<redacted>) (a C(datastore-endpoint)
+        keeps its scheme, user and host); when only those differ, a line saying so instead.
 """
 
 EXAMPLES = r"""
@@ -242,14 +243,16 @@ lock:
       type: bool
       returned: when the lock was taken
     holder:
-      description: The owner record of the lock (C(by), C(run_id), C(started), C(expires)) when the wait ran out.
+      description:
+        - The owner record of the lock (C(by), C(run_id), C(started), and C(pid) of a running holder or
+          C(expires) of a kept lock) when the wait ran out.
       type: dict
       returned: failure waiting for the lock
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import LOCK_PATH, BackupError, LockHeld
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import ConfigError
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import ConfigError, config_secrets
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config_write import (
     ARGUMENT_SPEC,
     diffs,
@@ -258,9 +261,37 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config_
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import NodeAddressError
 
+# extra may hold k3s's join token or a datastore password: no_log keeps it out of the log of
+# the invocation Ansible writes on the host (AnsibleModule._log_invocation, the journal).
+MODULE_SPEC = dict(ARGUMENT_SPEC, extra=dict(ARGUMENT_SPEC["extra"], no_log=True))
+
+
+def no_log_strings(value):
+    """The strings Ansible's no_log takes from a parameter's value (module_utils/common/
+    parameters.py _return_datastructure_name): non-empty strings and numbers, nested ones too."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in no_log_strings(item)]
+    if isinstance(value, (list, tuple, set)):
+        return [text for item in value for text in no_log_strings(item)]
+    if value is None or isinstance(value, bool):
+        return []
+    return [str(value)]
+
+
+def hide_only_secrets(module):
+    """Ansible masks every value of a no_log parameter wherever it occurs in the result, a
+    cluster-cidr or an etcd-snapshot-retention of 5 inside the diff alike; of extra only the
+    values of k3s's secret flags stay masked (config.py config_secrets), the rest shows."""
+    extra = module.params["extra"] or {}
+    module.no_log_values.difference_update(no_log_strings(extra))
+    module.no_log_values.update(config_secrets(extra))
+
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=MODULE_SPEC, supports_check_mode=True)
+    hide_only_secrets(module)
     p = module.params
     lock = None
     try:

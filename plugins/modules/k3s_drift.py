@@ -158,6 +158,14 @@ refused:
   returned: always
   type: list
   elements: str
+interrupted:
+  description:
+    - The journal of a recovery that was killed before it finished (C(run_id), C(stage),
+      C(backup_dir), C(node_ip), C(steps)), or null. It is also a finding of severity drift
+      (C(interrupted_recovery)), so the next recovery finishes it, or undoes its stops when it
+      deleted nothing.
+  returned: always
+  type: dict
 node_ip:
   description:
     - C(config) (node-ip from the configuration, or null), C(config_file) (the file that sets

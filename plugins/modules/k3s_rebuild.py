@@ -83,9 +83,21 @@ options:
     elements: path
     default: []
   keep_backups:
-    description: Backups (by timestamp name) kept under the backup root once this one verified; C(0) keeps all.
+    description:
+      - The newest backups kept under the backup root once this one verified; C(0) keeps all.
+      - Also kept, whatever the count (README, Restore points), are the newest backup that verifies; for every
+        resource kind, the newest verified backup holding the most objects of it; every backup taken before a
+        wipe for O(keep_days), and after that until a newer verified backup that is kept holds at least as many
+        objects of every kind (counted into the manifest when the backup is taken, SQLite only); and of those
+        taken before a wipe whose objects were not counted (etcd), the newest and the largest.
     type: int
     default: 5
+  keep_days:
+    description:
+      - Days every backup taken before a wipe is kept, whatever it holds; C(0) for no such window (only what the
+        datastore held decides). Past them it is kept until a newer verified backup holds at least as much.
+    type: int
+    default: 7
   backup_meta:
     description: Free-form facts recorded in the manifest (run id, old and new address, findings).
     type: dict
@@ -106,9 +118,11 @@ options:
     type: path
     default: /etc/rancher/k3s/config.yaml
   data_dir:
-    description: k3s data directory (holds C(server/db), C(server/tls), C(server/token)).
+    description:
+      - k3s data directory (holds C(server/db), C(server/tls), C(server/token)).
+      - Empty means C(data-dir) from O(config_file) and its drop-ins, else C(/var/lib/rancher/k3s), as k3s
+        reads it; the role passes the drift check's C(data_dir).
     type: path
-    default: /var/lib/rancher/k3s
   admin_kubeconfig:
     description: The kubeconfig k3s writes (C(write-kubeconfig)); backed up, removed by a wipe and rewritten by k3s.
     type: path
@@ -185,11 +199,7 @@ options:
         M(integr8scode.provision.k3s_restart)) from interleaving.
       - An empty value means the default.
     type: path
-    default: /run/lock/integr8scode-k3s-recover.lock
-  lock_ttl:
-    description: Seconds after which a lock left by a run that died may be taken over.
-    type: int
-    default: 3600
+    default: /run/integr8scode/k3s-recover.lock
   run_id:
     description: Identifies this run in the lock and the manifest.
     type: str
@@ -270,7 +280,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backup:
-  description: The backup and its verification (C(ok), C(checked) files, C(integrity_check), C(errors), C(pruned)).
+  description:
+    - The backup and its verification (C(ok), C(checked) files, C(integrity_check), C(errors), C(pruned)).
+    - C(backup_dir) is the directory really used, O(backup_dir) or, when another run's backup already has that
+      name (two runs in one second), C(<name>-2), C(<name>-3)... beside it.
+    - C(contents) counts the objects per resource kind in the backup's datastore (C(counts) is null for etcd);
+      C(retention) says for every backup under the root whether it was kept or pruned, and why.
   returned: always, once a backup was taken or verified
   type: dict
 snapshot:

@@ -10,13 +10,16 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: k3s_restart
-short_description: Restart k3s under the run lock the recovery and the drift watcher hold
+short_description: Start or restart k3s under the run lock the recovery and the drift watcher hold
 version_added: "0.2.0"
 description:
-  - Restarts the k3s unit (C(systemctl daemon-reload), then C(systemctl restart)) while holding the
-    run lock that M(integr8scode.provision.k3s_rebuild) and the drift watcher of role C(k3s_recover)
-    hold while they rebuild k3s, so a restart never lands in the middle of a recovery (between
-    its backup and its wipe, or while it starts k3s on a new address).
+  - Restarts (O(state=restarted)) or starts and enables (O(state=started)) the k3s unit while
+    holding the run lock that M(integr8scode.provision.k3s_rebuild) and the drift watcher of role
+    C(k3s_recover) hold while they rebuild k3s, so a start never lands in the middle of a recovery
+    (between its backup and its wipe, or while it starts k3s on a new address).
+  - With O(state=started) a unit that is already active (and enabled, with O(enabled=true)) is
+    left alone without taking the lock; a unit the recovery stopped is started only once the
+    recovery released the lock, and then only if it is still not running.
   - Waits up to O(lock_wait) seconds while another run holds the lock; when the wait runs out it
     fails naming the holder, and k3s is not restarted.
   - A lock that M(integr8scode.provision.k3s_config) kept after writing config.yaml
@@ -27,6 +30,17 @@ description:
     restart) waiting forever), so the restart is bounded by O(timeout) and a failure carries the
     unit's journal tail.
 options:
+  state:
+    description:
+      - C(restarted) always restarts (the role's handler, after binary, config, unit or env file changed).
+      - C(started) starts the unit when it is not active, and enables it with O(enabled).
+    type: str
+    choices: [restarted, started]
+    default: restarted
+  enabled:
+    description: With O(state=started), also enable the unit at boot (C(systemctl enable)).
+    type: bool
+    default: true
   service:
     description: The k3s unit.
     type: str
@@ -39,26 +53,6 @@ options:
     description: Run C(systemctl daemon-reload) first (a changed unit file).
     type: bool
     default: true
-  lock_path:
-    description:
-      - The run lock shared with the recovery and the watcher (role C(k3s) C(k3s_lock_path)). An
-        empty value means the default.
-    type: path
-    default: /run/lock/integr8scode-k3s-recover.lock
-  lock_wait:
-    description: Seconds to wait for the run lock while another run holds it (C(k3s_lock_wait)); C(0) tries once.
-    type: float
-    default: 900
-  lock_ttl:
-    description:
-      - Seconds after which the lock, if this run died holding it, may be taken over; at least
-        O(timeout) plus two minutes is used.
-    type: int
-    default: 3600
-  lock_owner:
-    description: Who runs it, recorded in the lock and named to a run that waits for it.
-    type: str
-    default: ""
   run_id:
     description:
       - The run the lock is held for. The C(lock.run_id) of a M(integr8scode.provision.k3s_config)
@@ -70,6 +64,7 @@ author:
   - integr8scode.provision maintainers (@integr8scode)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - integr8scode.provision.run_lock
 attributes:
   platform:
     support: full
@@ -85,6 +80,11 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Enable and start k3s unless it runs (waits while a recovery holds the lock)
+  integr8scode.provision.k3s_restart:
+    state: started
+    timeout: "{{ k3s_ready_timeout }}"
+
 - name: Restart k3s (handler), releasing the lock the config.yaml write kept
   integr8scode.provision.k3s_restart:
     timeout: "{{ k3s_ready_timeout }}"
@@ -92,9 +92,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+unit:
+  description:
+    - The unit as found before anything was done (C(active_state), C(sub_state), C(unit_file_state),
+      C(load_state)). With O(state=started), the state seen again under the lock.
+  returned: always
+  type: dict
+done:
+  description: The systemctl verbs run (C(restart); or C(enable), C(start) as the unit needed them).
+  returned: when the unit was (re)started, not in check mode
+  type: list
+  elements: str
+  sample: [enable, start]
 lock:
   description: The run lock.
-  returned: success, not in check mode
+  returned: when the unit was (re)started, not in check mode
   type: dict
   contains:
     path:
@@ -110,7 +122,9 @@ lock:
       description: Whether it was the lock a M(integr8scode.provision.k3s_config) write of this run kept.
       type: bool
 holder:
-  description: The owner record of the lock (C(by), C(run_id), C(started), C(expires)) when the wait ran out.
+  description:
+    - The owner record of the lock (C(by), C(run_id), C(started), and C(pid) of a running holder or
+      C(expires) of a kept lock) when the wait ran out.
   returned: failure waiting for the lock
   type: dict
 journal_tail:
@@ -123,7 +137,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
-    LOCK_PATH,
+    LOCK_OPTIONS,
     BackupError,
     LockHeld,
     RunLock,
@@ -131,52 +145,90 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup 
     utc_stamp,
     wait_for_lock,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import UnitError, run_systemctl
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import (
+    UnitError,
+    run_systemctl,
+    unit_state,
+)
+
+UNIT_KEYS = ("active_state", "sub_state", "unit_file_state", "load_state")
+
+
+def pending(state, observed):
+    """The systemctl verbs ``state`` (restarted/started with enabled) still needs on a unit in
+    ``observed`` (unit.unit_state)."""
+    if state["state"] == "restarted":
+        return ["restart"]
+    verbs = []
+    if state["enabled"] and observed.get("unit_file_state") != "enabled":
+        verbs.append("enable")
+    if observed.get("active_state") != "active":
+        verbs.append("start")
+    return verbs
+
+
+def observe(module, service):
+    state = unit_state(module.run_command, service, module.get_bin_path("systemctl", required=True))
+    return dict((key, state.get(key)) for key in UNIT_KEYS)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            state=dict(type="str", choices=["restarted", "started"], default="restarted"),
+            enabled=dict(type="bool", default=True),
             service=dict(type="str", default="k3s"),
             timeout=dict(type="float", default=300.0),
             daemon_reload=dict(type="bool", default=True),
-            lock_path=dict(type="path", default=LOCK_PATH),
-            lock_wait=dict(type="float", default=900.0),
-            lock_ttl=dict(type="int", default=3600),
-            lock_owner=dict(type="str", default=""),
             run_id=dict(type="str", default=""),
+            **LOCK_OPTIONS,
         ),
         supports_check_mode=True,
     )
     p = module.params
     if p["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds, got %r" % p["timeout"])
+    observed = observe(module, p["service"])
+    verbs = pending(p, observed)
+    if not verbs:
+        module.exit_json(changed=False, unit=observed)
     if module.check_mode:
-        module.exit_json(changed=True, msg="check mode: would restart %s under the run lock" % p["service"])
+        module.exit_json(
+            changed=True,
+            unit=observed,
+            msg="check mode: would %s %s under the run lock" % (" and ".join(verbs), p["service"]),
+        )
     run_id = p["run_id"] or "k3s_restart-%s-%d" % (utc_stamp(), os.getpid())
-    ttl = max(p["lock_ttl"], int(p["timeout"]) + 120)
-    lock = RunLock(p["lock_path"], run_id, ttl, p["lock_owner"] or "integr8scode.provision.k3s_restart")
+    lock = RunLock(p["lock_path"], run_id, p["lock_owner"] or "integr8scode.provision.k3s_restart")
     kept = bool(p["run_id"]) and read_json(lock.owner_file).get("run_id") == p["run_id"]
     info = dict(path=lock.path, run_id=run_id, taken_over=kept)
     try:
         _owner, info["waited"] = wait_for_lock(lock, p["lock_wait"])
     except LockHeld as exc:
         module.fail_json(
-            msg="%s was not restarted: %s. Nothing was changed; run again when that run is done, or raise lock_wait "
-            "(k3s_lock_wait)." % (p["service"], exc),
+            msg="%s was not %s: %s. Nothing was changed; run again when that run is done, or raise lock_wait "
+            "(k3s_lock_wait)." % (p["service"], p["state"], exc),
             holder=exc.owner,
+            unit=observed,
         )
     except (BackupError, OSError) as exc:
-        module.fail_json(msg="%s was not restarted: cannot take the run lock %s: %s" % (p["service"], lock.path, exc))
+        module.fail_json(
+            msg="%s was not %s: cannot take the run lock %s: %s" % (p["service"], p["state"], lock.path, exc)
+        )
     try:
         if p["daemon_reload"]:
             run_systemctl(module, "daemon-reload", None, 60)
-        run_systemctl(module, "restart", p["service"], p["timeout"])
+        if p["state"] == "started" and info["waited"]:
+            # A recovery held the lock meanwhile and has started k3s itself (or failed and said so).
+            observed = observe(module, p["service"])
+            verbs = pending(p, observed)
+        for verb in verbs:
+            run_systemctl(module, verb, p["service"], p["timeout"] if verb != "enable" else 60)
     except UnitError as exc:
-        module.fail_json(msg=str(exc), journal_tail=exc.journal_tail, lock=info)
+        module.fail_json(msg=str(exc), journal_tail=exc.journal_tail, lock=info, unit=observed)
     finally:
         lock.release()
-    module.exit_json(changed=True, lock=info)
+    module.exit_json(changed=bool(verbs), lock=info, unit=observed, done=verbs)
 
 
 if __name__ == "__main__":

@@ -266,6 +266,11 @@ def test_upgrade_a_to_b_downloads_flips_the_symlink_and_restarts_once(host, ansi
 SHIMS = "pgrep -f '^/usr/bin/python3 /var/lib/rancher/k3s/data/[^/]+/bin/containerd-shim-runc-v2 '"
 POLL = "for i in $(seq 1 {n}); do {cond} && exit 0; sleep 0.5; done; exit 1"
 RESET = "../../playbooks/reset.yml"
+RECOVER = "../../playbooks/recover.yml"
+# What recover.yml leaves on the host (role k3s_recover: the watcher, the scheduled backups).
+WATCHER_PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
+WATCHER_STATE = "/var/lib/integr8scode-k3s-watch"
+BACKUPS = "/var/backups/integr8scode-k3s"
 VOLUME = "/var/lib/rancher/k3s/storage/pvc-kept"
 
 
@@ -338,8 +343,39 @@ def live_volume(host):
     host.run(f"umount {VOLUME}")
 
 
+def watcher_leftovers(host) -> dict:
+    """The watcher's and the scheduled backup's units (loaded or on disk), program and state."""
+    pattern = "'integr8scode-k3s-*'"
+    # Both exit 1 when nothing matches.
+    units = host.run(f"systemctl list-units --all --plain --no-legend {pattern}").stdout
+    files = host.run(f"systemctl list-unit-files --plain --no-legend {pattern}").stdout
+    return {
+        "units": [line.split()[0] for line in units.splitlines() if line.strip()],
+        "unit files": [line.split()[0] for line in files.splitlines() if line.strip()],
+        "files": [path for path in (WATCHER_PROGRAM, WATCHER_STATE) if host.file(path).exists],
+    }
+
+
+def install_watcher_and_scheduled_backups(host, ansible_playbook):
+    """recover.yml on the healthy host, watcher on (warn) and a backup schedule, and one scheduled
+    backup taken: what reset.yml must take away again, except the backup."""
+    run = ansible_playbook(RECOVER, "-e", "k3s_recover_watch_mode=warn", "-e", "k3s_recover_backup_schedule=daily",
+                           "-e", "k3s_recover_stack_dir=")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    host.run_expect([0], "systemctl start integr8scode-k3s-backup.service")
+    found = watcher_leftovers(host)
+    assert {"integr8scode-k3s-drift.timer", "integr8scode-k3s-watch.service", "integr8scode-k3s-backup.timer"} <= set(
+        found["unit files"]
+    ), found
+    assert WATCHER_PROGRAM in found["files"], found
+    backups = host.check_output(f"ls -1 {BACKUPS}").split()
+    assert len(backups) == 1, backups
+    return backups
+
+
 def test_reset_removes_k3s_and_its_data_but_nothing_below_a_live_mount(host, ansible_playbook, live_volume):
     wait_for_pods(host)
+    backups = install_watcher_and_scheduled_backups(host, ansible_playbook)
     run = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
     text = flat(run.output)
     assert run.returncode != 0, "a live mount below the data directory must fail the reset"
@@ -352,6 +388,9 @@ def test_reset_removes_k3s_and_its_data_but_nothing_below_a_live_mount(host, ans
     again = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
     assert again.returncode == 0, again.output[-3000:]
     assert not host.file("/var/lib/rancher/k3s").exists
+    # recover.yml's watcher and scheduled backups are gone (issue 27 item 10); the backups stay.
+    assert watcher_leftovers(host) == {"units": [], "unit files": [], "files": []}, watcher_leftovers(host)
+    assert host.check_output(f"ls -1 {BACKUPS}").split() == backups
     third = ansible_playbook(RESET, "-e", "reset_confirm=true", "-e", "reset_remove_data=true")
     assert third.returncode == 0, third.output[-3000:]
     assert third.total("changed") == 0, third.changed_tasks()

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from testhost import (
     CONFIG,
+    DATA,
+    DEFAULT_DATA_DIR,
     REALISTIC_READY_DELAY,
     SHORT_READY_DELAY,
     STACK,
@@ -48,7 +50,6 @@ REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
 BENCH = REPO / "bench" / "manual_recovery.sh"
 CONTAINER = "i8c-" + os.environ.get("MOLECULE_SCENARIO_NAME", "recover-sqlite") + os.environ.get("I8C_HOST_SUFFIX", "")
-DATA = "/var/lib/rancher/k3s"
 BACKUPS = "/var/backups/integr8scode-k3s"
 NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
 BENCH_IP, BENCH_GW = "10.88.0.5", "10.88.0.1"
@@ -96,6 +97,16 @@ def test_check_mode_changes_nothing(host, ansible_playbook):
     # The shared converge playbook by absolute path: recover-etcd's scenario directory has none.
     run = ansible_playbook(str(Path(__file__).resolve().parents[1] / "converge.yml"), "--check", "--diff")
     run.assert_no_changes("check-mode run")
+
+
+def test_k3s_keeps_its_data_in_the_scenarios_data_dir(host):
+    """recover-etcd sets a custom k3s_data_dir: the k3s role wrote it into config.yaml as data-dir,
+    k3s keeps its server there and nothing at the default; every path the tests check is under it,
+    and the recovery, the watcher and the scheduled backups follow config.yaml to it."""
+    assert yaml.safe_load(host.file(CONFIG).content_string).get("data-dir", DEFAULT_DATA_DIR) == DATA
+    assert host.file(f"{DATA}/server/token").exists
+    if DATA != DEFAULT_DATA_DIR:
+        assert not host.file(f"{DEFAULT_DATA_DIR}/server").exists
 
 
 def test_healthy_host_is_left_alone(host, ansible_playbook):
@@ -221,21 +232,25 @@ def test_no_confirmation_deletes_nothing(host, ansible_playbook):
 
 
 def test_backup_that_cannot_be_written_stops_before_deleting(host, ansible_playbook):
-    """A full disk under the backup root: the copy comes out short, nothing is deleted."""
+    """A full disk under the backup root: refused by the free-space check before anything is
+    stopped, copied or deleted, with the root and the sizes named; nothing left behind."""
     before = fingerprint(host)
     sh(host, "mkdir -p /mnt/i8c-full && mount -t tmpfs -o size=16k tmpfs /mnt/i8c-full")
     try:
         run = recover(
             ansible_playbook, "-e", "k3s_recover_confirm=true", "-e", "k3s_recover_backup_root=/mnt/i8c-full/backups"
         )
+        left = sh(host, "find /mnt/i8c-full -mindepth 2 -print").strip()
     finally:
         sh(host, "umount /mnt/i8c-full")
     text = flat(run.output)
     assert run.returncode != 0
-    assert "Nothing was deleted" in text, text[-3000:]
-    assert re.search(r"No space left on device|did not verify", text), text[-3000:]
+    assert "Nothing was stopped or deleted" in text, text[-3000:]
+    assert re.search(r"not enough free space for the backup in /mnt/i8c-full/backups .*it needs about \d+ MiB", text), (
+        text[-3000:]
+    )
+    assert left == "", f"the refused backup left {left}"
     assert fingerprint(host) == before
-    assert unit(host)["ActiveState"] != "inactive", "k3s must be started again as it was"
 
 
 def test_corrupt_datastore_copy_stops_before_deleting(host, ansible_playbook):
@@ -373,7 +388,7 @@ def test_second_run_finds_no_drift_and_changes_nothing(host, ansible_playbook):
     assert run.returncode == 0, run.output[-3000:]
     assert run.total("changed") == 0, run.changed_tasks()
     assert "k3s is healthy" in flat(run.output)
-    assert not host.file("/run/lock/integr8scode-k3s-recover.lock").exists, "the lock must be released"
+    assert not host.file("/run/integr8scode/k3s-recover.lock").exists, "the lock must be released"
 
 
 # ----------------------------------------------------------------------------- measure, rollback

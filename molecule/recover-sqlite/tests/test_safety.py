@@ -21,9 +21,10 @@ import pytest
 from test_recover import datastore
 from testhost import (
     CONFIG,
+    DATA,
     STACK,
+    assert_not_stopped,
     change_address,
-    compose,
     eth0_ip,
     flat,
     scenario_datastore,
@@ -35,7 +36,6 @@ from testhost import (
 
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
-DATA = "/var/lib/rancher/k3s"
 BACKUPS = "/var/backups/integr8scode-k3s"
 DROPIN = "/etc/systemd/system/k3s.service.d/zz-i8c-never-ready.conf"
 WORKERS = ("k8s-worker", "pod-monitor")
@@ -185,11 +185,12 @@ def test_a_k3s_that_never_reports_ready_fails_the_recovery_within_its_timeout(ho
     assert f"k3s did not report ready within k3s_recover_ready_timeout ({timeout}s)" in text, text[-4000:]
     assert "did not finish within" in text
     assert "not a member of the etcd cluster" in text, "the failure must carry the unit's journal tail"
-    assert "k3s_recover_rollback=true" in text and "The verified backup is kept at" in text
+    # Failed after the wipe: rolled back at once, never left with k3s and the workers stopped.
+    assert "ROLLED BACK:" in text and "started again on the previous state" in text, text[-4000:]
+    assert "Fix the cause and re-run recover.yml" in text
     new = sorted(set(backups(host)) - before["backups"])
     assert len(new) == 1, new
     backup = f"{BACKUPS}/{new[0]}"
-    assert f"k3s_recover_rollback_from={backup}" in text
     assert_verifies(host, backup)
     # Nothing but what the wipe deletes (server/db, server/tls, k3s.yaml; all in the backup).
     assert before["backups"] <= set(backups(host)), "an older backup was deleted"
@@ -197,17 +198,50 @@ def test_a_k3s_that_never_reports_ready_fails_the_recovery_within_its_timeout(ho
     assert sorted(sh(host, "docker volume ls -q").split()) == before["volumes"]
     assert host.file(f"{DATA}/server/token").sha256sum == before["token"]
     assert host.file(CONFIG).exists
-    assert unit(host)["ActiveState"] in ("inactive", "failed"), "a k3s that never got ready is stopped"
+    assert unit(host)["ActiveState"] in ("active", "activating"), "the rollback starts k3s on the previous state"
+    assert_not_stopped(host, WORKERS)
     STATE["hang_backup"] = backup
 
 
-def test_the_hang_is_undone_by_the_rollback_it_names(host, ansible_playbook):
+def live_sums(host, manifest: dict, roots: list[str]) -> tuple[dict, dict]:
+    """(saved, live) {source: sha256} of every file the backup holds under ``roots``, and of every
+    file there now (a file the rollback left behind counts too)."""
+    saved = {e["source"]: e["sha256"] for e in manifest["files"].values()
+             if any(e["source"] == r or e["source"].startswith(r + "/") for r in roots)}  # fmt: skip
+    listing = sh(host, "find " + " ".join(roots) + " -type f -print0 2>/dev/null | xargs -0 -r sha256sum || true")
+    live = {line.split(None, 1)[1].strip(): line.split()[0] for line in listing.splitlines() if line.strip()}
+    return saved, live
+
+
+def test_the_rollback_restores_everything_byte_for_byte_and_starts_the_workers(host, ansible_playbook):
+    """config.yaml, server/db, server/tls, k3s.yaml and the app's kubeconfig come back exactly as the
+    backup holds them (compared with k3s kept from starting, which rewrites its kubeconfig and
+    certificates), the workers are restarted on the restored kubeconfig, and k3s serves again."""
     current = eth0_ip(host)
-    rollback(ansible_playbook, STATE["hang_backup"])
+    backup = STATE["hang_backup"]
+    manifest = manifest_of(host, backup)
+    roots = [CONFIG, f"{DATA}/server/db", f"{DATA}/server/tls", "/etc/rancher/k3s/k3s.yaml",
+             f"{STACK}/backend/kubeconfig.yaml"]  # fmt: skip
+    # The unit lives in /etc (the installer's), where a runtime mask does not reach: a drop-in
+    # whose ExecStartPre fails keeps it from starting.
+    no_start = DROPIN.replace("never-ready", "no-start")
+    sh(host, f"printf '[Service]\\nExecStartPre=/bin/false\\n' > {no_start} && systemctl daemon-reload")
+    try:
+        run = ansible_playbook(
+            RECOVER, "-e", "k3s_recover_rollback=true", "-e", f"k3s_recover_rollback_from={backup}",
+            "-e", "k3s_recover_confirm=true",
+        )  # fmt: skip
+        assert run.returncode == 0, run.output[-4000:]
+        assert "start failed" in flat(run.output), "k3s must have been kept from starting for the comparison"
+        saved, live = live_sums(host, manifest, roots)
+    finally:
+        sh(host, f"rm -f {no_start} && systemctl daemon-reload && systemctl start --no-block k3s.service")
+    assert saved and any("/server/db/" in s for s in saved) and any(s.endswith("kubeconfig.yaml") for s in saved)
+    assert live == saved, {
+        k: (saved.get(k), live.get(k)) for k in set(saved) | set(live) if saved.get(k) != live.get(k)
+    }
+    assert "restarted " + ", ".join(WORKERS) in flat(run.output)
     wait_until(lambda: node_ready_at(host, current), f"the node Ready at {current} after the rollback")
-    # The failed recovery had stopped the workers; the restored cluster is the one their
-    # kubeconfig was issued by, so starting them is all that is left.
-    compose(host, "start " + " ".join(WORKERS))
     for worker in WORKERS:
         wait_worker_up(host, worker)
 

@@ -12,6 +12,10 @@ therefore renders the same bytes and changes nothing, where a line-edited copy o
 Beside it, the node-address pins as the user set them (``integr8scode-node.json``): written by
 both writers of config.yaml (``write_pins``), read by the drift watcher at every check
 (``read_pins``), so a pin changed with site.yml is never seen as drift of the old one.
+
+And what of it may be shown: ``redact_config_text`` hides the values of k3s's secret flags (the
+join tokens, the S3 credentials, a datastore password) in config.yaml's text for --diff, and
+``config_secrets`` lists them for a module's ``no_log_values``; the file itself keeps them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +25,7 @@ __metaclass__ = type
 import ipaddress
 import json
 import os
+import re
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import file_differs, write_if_changed
 
@@ -131,7 +136,14 @@ def read_config(config_file=DEFAULT_CONFIG_FILE):
             with open(path) as handle:
                 data = parse_text(handle.read())
         except Exception as exc:  # OSError, ValueError, yaml.YAMLError
-            errors.append("%s: %s" % (path, exc))
+            # PyYAML quotes the offending line, which may hold a token: only where it is.
+            if isinstance(exc, (OSError, IOError)):
+                errors.append("%s: %s" % (path, exc.strerror or exc))
+            else:
+                mark = getattr(exc, "problem_mark", None)
+                where = " (line %d, column %d)" % (mark.line + 1, mark.column + 1) if mark is not None else ""
+                problem = getattr(exc, "problem", None) or type(exc).__name__
+                errors.append("%s: cannot be read as YAML%s: %s" % (path, where, problem))
             continue
         for key, value in data.items():
             merged[key] = value
@@ -157,6 +169,21 @@ def first_node_ip(value):
         if is_ip(item) and ipaddress.ip_address("%s" % item).version == 4:
             return item
     return items[0] if items else None
+
+
+def effective_data_dir(config_file=DEFAULT_CONFIG_FILE, override=None, config=None):
+    """k3s's data directory, the one answer for every reader of it (the drift check, the recovery
+    and its rollback, the watcher and its scheduled backups): ``override`` (k3s_recover_data_dir)
+    when set, else ``data-dir`` from config.yaml and its drop-ins as k3s merges them (``config``:
+    read_config's merged settings when the caller already read them), else k3s's default. The k3s
+    role writes k3s_data_dir there whenever it is not the default (render_config), so this follows
+    the role too. An override the file contradicts is refused by the drift check (drift.py
+    ``refusals``)."""
+    if override:
+        return os.path.normpath(override)
+    if config is None:
+        config = read_config(config_file)[0]
+    return os.path.normpath(scalar(config.get("data-dir")) or DEFAULT_DATA_DIR)
 
 
 def recorded_node_ip(config_file=DEFAULT_CONFIG_FILE):
@@ -284,6 +311,272 @@ def render_config(settings):
     if extra:
         out.append(_dump_extra(extra))
     return "".join(out)
+
+
+# ------------------------------------------------------------------------------- secrets
+
+REDACTED = "<redacted>"
+# Flags whose whole value is a credential, from k3s-io/k3s pkg/cli/cmds: server.go (``token,t``,
+# ``agent-token``, the hidden ``cluster-secret``, ``etcd-s3-access-key``, ``etcd-s3-secret-key``,
+# ``etcd-s3-session-token``), agent.go (``token,t``; ``vpn-auth`` carries the VPN's joinKey) and
+# etcd_snapshot.go (``etcd-token``, alias ``t``, and the ``s3-*`` names of the same S3 flags;
+# ``k3s etcd-snapshot`` reads config.yaml too). ``t`` counts: pkg/configfilearg/parser.go turns a
+# one-letter key into ``-t``. The ``*-file`` flags (token-file, agent-token-file, vpn-auth-file),
+# ``etcd-s3-config-secret`` (a Secret's name) and the ``datastore-*file`` flags are paths or
+# names, shown as they are.
+SECRET_KEYS = frozenset(
+    (
+        "token",
+        "t",
+        "agent-token",
+        "cluster-secret",
+        "vpn-auth",
+        "etcd-token",
+        "etcd-s3-access-key",
+        "s3-access-key",
+        "etcd-s3-secret-key",
+        "s3-secret-key",
+        "etcd-s3-session-token",
+        "s3-session-token",
+    )
+)
+# Flags whose value is a URL or DSN that may carry a password (server.go ``datastore-endpoint``:
+# MySQL, Postgres, NATS, etcd; etcd_snapshot.go ``etcd-s3-proxy``): the scheme, user, host and
+# path stay readable, the user info's password (or a NATS token, k3s-io/kine docs/nats.md
+# ``nats://<auth>@host``) and ``password=`` style query parameters go.
+URL_SECRET_KEYS = frozenset(("datastore-endpoint", "etcd-s3-proxy", "s3-proxy"))
+
+# A mapping key at the start of a line (also in a ``- key:`` item), plain or quoted, up to its
+# colon; what follows the colon is the value.
+_KEY_LINE = re.compile(
+    r"""^(?P<indent>[ ]*)(?:-[ ]+)?(?P<key>"[^"\n]*"|'[^'\n]*'|[^\s#"'\-?:][^:#\n]*?|-[^\s:#][^:#\n]*?)[ \t]*:"""
+)
+# One endpoint of a comma-separated list (k3s takes several etcd URLs in one datastore-endpoint).
+_NEXT_ENDPOINT = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+_SCHEME = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)?(.*)$", re.DOTALL)
+# Query or keyword parameters holding a password (lib/pq and pgx take ``password`` and
+# ``sslpassword`` in the URL's query).
+_QUERY_SECRET = re.compile(r"(?i)((?:^|[?&;\s])(?:password|sslpassword|passwd|pwd|token)=)[^&;\s]*")
+
+
+def _secret_kind(key):
+    """``"secret"``, ``"url"`` or None for a config.yaml key as written: quoted or not, with the
+    ``+`` k3s appends with (pkg/configfilearg/parser.go ``isAppend``), in any case or with
+    underscores (not k3s's spelling, but the value is still the credential someone meant)."""
+    name = str(key).strip().strip("'\"").strip().rstrip("+").strip().lower().replace("_", "-")
+    if name in SECRET_KEYS:
+        return "secret"
+    if name in URL_SECRET_KEYS:
+        return "url"
+    return None
+
+
+def _split_dsn(text):
+    """[(scheme, user info or None, rest)] of each endpoint in ``text``. The user info ends at the
+    endpoint's last ``@``: go-sql-driver/mysql and net/url split there, so a password may hold an
+    ``@`` of its own."""
+    parts = []
+    for piece in _NEXT_ENDPOINT.split(text):
+        scheme, rest = _SCHEME.match(piece).groups()
+        at = rest.rfind("@")
+        if at < 0:
+            parts.append((scheme or "", None, rest))
+        else:
+            parts.append((scheme or "", rest[:at], rest[at:]))
+    return parts
+
+
+def _userinfo_secret(scheme, userinfo):
+    """(what stays shown, the secret or "") of a URL's user info: ``user:password`` keeps the
+    user; without a colon it is a user name, except for NATS, where it may be a token."""
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        return user + ":", password
+    if scheme.strip().lower().startswith("nats"):
+        return "", user
+    return user, ""
+
+
+def _redact_dsn(text):
+    """``text`` (one or several endpoints) without passwords: ``postgres://k3s:<redacted>@db/k3s``."""
+    out = []
+    for scheme, userinfo, rest in _split_dsn(text):
+        shown = ""
+        if userinfo is not None:
+            shown, secret = _userinfo_secret(scheme, userinfo)
+            shown += REDACTED if secret else ""
+        out.append(scheme + shown + _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, rest))
+    return ",".join(out)
+
+
+def _dsn_secrets(text):
+    secrets = []
+    for scheme, userinfo, rest in _split_dsn(text):
+        if userinfo is not None:
+            secrets.append(_userinfo_secret(scheme, userinfo)[1])
+        secrets.extend(m.group(0)[len(m.group(1)) :] for m in _QUERY_SECRET.finditer(rest))
+    return [secret for secret in secrets if secret]
+
+
+def _redact_url_value(value):
+    """One line's YAML value of a URL key, its password redacted; anything it cannot read as one
+    plain or quoted scalar (escapes, flow collections, anchors, tags) is redacted whole."""
+    value = value.strip()
+    if value[:1] == '"':
+        end = value.find('"', 1)
+        if end < 0 or "\\" in value[:end]:  # an escape could spell the @ or the password
+            return REDACTED
+        return '"%s"' % _redact_dsn(value[1:end])
+    if value[:1] == "'":
+        end = 1
+        while True:
+            end = value.find("'", end)
+            if end < 0:
+                return REDACTED
+            if value[end + 1 : end + 2] != "'":
+                break
+            end += 2
+        return "'%s'" % _redact_dsn(value[1:end])
+    if value[:1] in "[{&*!|>%@`":
+        return REDACTED
+    return _redact_dsn(re.split(r"\s#", value, maxsplit=1)[0].rstrip())
+
+
+def _indent(line):
+    return len(line) - len(line.lstrip(" "))
+
+
+def _value_lines(lines, start, key_column, inline):
+    """The index after the last line of the value that starts on ``lines[start - 1]`` (its key at
+    ``key_column``): more indented lines (block scalars, a plain or quoted scalar continued,
+    a flow list over several lines) and, when nothing follows the colon, ``- item`` lines at the
+    key's own indentation. Blank and comment lines in between do not end it."""
+    end = index = start
+    while index < len(lines):
+        text = lines[index].rstrip("\r\n")
+        stripped = text.strip()
+        if not stripped or (stripped.startswith("#") and _indent(text) <= key_column):
+            index += 1
+            continue
+        column = _indent(text)
+        item = stripped == "-" or stripped.startswith(("- ", "-\t"))
+        if column > key_column or (column == key_column and item and not inline):
+            index += 1
+            end = index
+            continue
+        break
+    return end
+
+
+def _open_value_end(lines, start, value):
+    """For a value that opens a quoted scalar or a flow collection its line does not close: the
+    index after the line that closes it (YAML continues those at any indentation: PyYAML reads
+    ``token: "abc`` and a line ``def"`` as ``abc def``); else ``start``."""
+    if not value or value[0] not in "\"'[{":
+        return start
+    quote, depth, previous = None, 0, ""
+    segments = [value] + [line.rstrip("\r\n") for line in lines[start:]]
+    for offset, segment in enumerate(segments):
+        index = 0
+        while index < len(segment):
+            char = segment[index]
+            index += 1
+            if quote == '"':
+                if char == "\\":
+                    index += 1  # the escaped character
+                elif char == '"':
+                    quote = None
+            elif quote == "'":
+                if char == "'" and segment[index : index + 1] == "'":
+                    index += 1  # '' is a quote inside the value
+                elif char == "'":
+                    quote = None
+            elif char in "\"'" and previous in ("", "[", "{", ",", ":"):  # a quote opens only a scalar
+                quote = char
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+            if not char.isspace():
+                previous = char
+        if quote is None and depth <= 0:
+            return start + offset
+    return len(lines)
+
+
+def _redacted_line(line):
+    """A line of a secret value after the key's line: its indentation (and list dash), then the
+    marker; blank lines stay. Lines that look like comments go too: inside a quoted or block
+    value a ``#`` line is part of the secret."""
+    text = line.rstrip("\r\n")
+    stripped = text.strip()
+    if not stripped:
+        return line
+    dash = "- " if stripped == "-" or stripped.startswith(("- ", "-\t")) else ""
+    return text[: _indent(text)] + dash + REDACTED + line[len(text) :]
+
+
+def config_secrets(settings):
+    """The secret values in ``settings`` (a parsed config.yaml, k3s_extra_config): whole values
+    of SECRET_KEYS, the passwords in URL_SECRET_KEYS. For AnsibleModule.no_log_values and
+    for checking that a text no longer holds them."""
+    secrets = []
+    for key, value in (settings or {}).items():
+        kind = _secret_kind(key)
+        if kind is None or value is None or isinstance(value, bool):
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is None or isinstance(item, (bool, dict)):
+                continue
+            text = str(item)
+            secrets.extend(_dsn_secrets(text) if kind == "url" else [text])
+    return sorted(set(secret for secret in secrets if secret.strip()))
+
+
+def redact_config_text(text):
+    """config.yaml's ``text`` (as rendered, or as found on the host) with the values of k3s's
+    secret flags replaced by REDACTED, for --diff and any result: ``token: <redacted>``, every
+    ``- item`` of a listed one, a datastore-endpoint's password only. Every other line stays as
+    it is, so the diff still shows what else changes. Reads the YAML forms a k3s config holds:
+    plain, quoted, block and flow values, ``key+:`` appends, values over several lines."""
+    if not text:
+        return text
+    lines = text.splitlines(True)
+    out = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        body = line.rstrip("\r\n")
+        match = _KEY_LINE.match(body)
+        kind = _secret_kind(match.group("key")) if match else None
+        if kind is None:
+            out.append(line)
+            index += 1
+            continue
+        head, value = body[: match.end()], body[match.end() :].strip()
+        inline = bool(value) and not value.startswith("#")
+        end = _value_lines(lines, index + 1, match.start("key"), inline)
+        if inline:
+            end = max(end, _open_value_end(lines, index + 1, value))
+        if not inline:
+            shown = head
+        elif kind == "url" and end == index + 1:
+            shown = "%s %s" % (head, _redact_url_value(value))
+        else:
+            shown = "%s %s" % (head, REDACTED)
+        out.append(shown + line[len(body) :])
+        out.extend(_redacted_line(continued) for continued in lines[index + 1 : end])
+        index = end
+    redacted = "".join(out)
+    # Whatever the lines above did not see as a secret key's value (a flow mapping, an alias, a
+    # key YAML reads differently) but YAML does: its value is replaced wherever it still shows.
+    try:
+        secrets = config_secrets(parse_text(text))
+    except Exception:  # not YAML at all: the line redaction is all there is
+        secrets = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        redacted = redacted.replace(secret, REDACTED)
+    return redacted
 
 
 # ------------------------------------------------------------------------------------ pins

@@ -16,7 +16,7 @@ import os
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import file_differs, write_if_changed
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
-    LOCK_PATH,
+    LOCK_OPTIONS,
     RunLock,
     utc_stamp,
     wait_for_lock,
@@ -29,6 +29,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config 
     pins_differ,
     pins_path,
     recorded_node_ip,
+    redact_config_text,
     render_config,
     role_settings,
     write_pins,
@@ -51,11 +52,9 @@ ARGUMENT_SPEC = dict(
     cluster_init=dict(type="bool", default=False),
     data_dir=dict(type="path", default=DEFAULT_DATA_DIR),
     extra=dict(type="dict", default={}),
-    lock_path=dict(type="path", default=LOCK_PATH),
-    lock_wait=dict(type="float", default=900.0),
-    lock_ttl=dict(type="int", default=3600),
-    lock_owner=dict(type="str", default=""),
+    lock_ttl=dict(type="int", default=300),
     lock_hold=dict(type="bool", default=False),
+    **LOCK_OPTIONS,
 )
 CONFIG_MODE = 0o600
 
@@ -109,14 +108,15 @@ def locked_write(p, run_command, clock=None, sleep=None):
     (planned, lock info); raises LockHeld naming the holder when the wait ran out (nothing
     written), BackupError/OSError when the lock cannot be taken, ConfigError/NodeAddressError."""
     run_id = "k3s_config-%s-%d" % (utc_stamp(), os.getpid())
-    lock = RunLock(p["lock_path"], run_id, p["lock_ttl"], p["lock_owner"] or "integr8scode.provision.k3s_config")
+    lock = RunLock(p["lock_path"], run_id, p["lock_owner"] or "integr8scode.provision.k3s_config")
     timing = dict((k, v) for k, v in (("clock", clock), ("sleep", sleep)) if v is not None)
     info = dict(path=lock.path, run_id=run_id, held=False)
     _owner, info["waited"] = wait_for_lock(lock, p["lock_wait"], **timing)
     try:
         planned = plan(p, run_command)
         write(p, planned)
-        info["held"] = bool(p["lock_hold"] and planned["config_differs"])
+        if p["lock_hold"] and planned["config_differs"]:
+            info["held"] = lock.keep(p["lock_ttl"]) is not None
     finally:
         if not info["held"]:
             lock.release()
@@ -124,13 +124,22 @@ def locked_write(p, run_command, clock=None, sleep=None):
 
 
 def diffs(p, planned):
-    """--diff entries: config.yaml, then the pins file, each when it differs."""
-    entries = (
-        (p["path"], planned["before"], planned["content"], planned["config_differs"]),
-        (planned["pins_file"], planned["pins_before"], planned["pins_after"], planned["pins_differs"]),
-    )
-    return [
-        dict(before=before or "", after=after, before_header=path, after_header=path)
-        for path, before, after, differs in entries
-        if differs
-    ]
+    """--diff entries: config.yaml, then the pins file, each when it differs. config.yaml's with
+    the values of k3s's secret flags redacted (config.py redact_config_text), since
+    ``--check --diff`` prints them: the token, the S3 keys and a datastore password never show,
+    every other change does; the file is written with the real values (write). When only secret
+    values differ, the redacted texts are equal and a diff of them would print nothing, so the
+    entry says so instead (a change of mode or owner alone keeps equal texts, as before). The
+    pins file holds no secrets."""
+    entries = []
+    if planned["config_differs"]:
+        path = p["path"]
+        before, after = redact_config_text(planned["before"] or ""), redact_config_text(planned["content"])
+        if before == after and (planned["before"] or "") != planned["content"]:
+            entries.append(dict(prepared="%s: only values of k3s's secret flags differ (not shown)\n" % path))
+        else:
+            entries.append(dict(before=before, after=after, before_header=path, after_header=path))
+    if planned["pins_differs"]:
+        path, before = planned["pins_file"], planned["pins_before"] or ""
+        entries.append(dict(before=before, after=planned["pins_after"], before_header=path, after_header=path))
+    return entries

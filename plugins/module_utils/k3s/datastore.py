@@ -54,22 +54,32 @@ def ips_from_node_record(blob):
     return found
 
 
+def kine_rows(db_path, query, what):
+    """(rows, error) of ``query`` on a kine datastore opened read-only; ``what`` names the rows in
+    the error."""
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=2)
+    except sqlite3.Error as exc:
+        return [], "cannot open %s: %s" % (db_path, exc)
+    try:
+        return conn.execute(query).fetchall(), None
+    except sqlite3.Error as exc:
+        return [], "cannot read %s from %s: %s" % (what, db_path, exc)
+    finally:
+        conn.close()
+
+
 def sqlite_nodes(db_path):
     """({node name: [InternalIP]}, error) from the newest kine row of each node."""
     if not os.path.isfile(db_path):
         return {}, None
-    try:
-        conn = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=2)
-    except sqlite3.Error as exc:
-        return {}, "cannot open %s: %s" % (db_path, exc)
-    try:
-        rows = conn.execute(
-            "SELECT name, value, deleted FROM kine WHERE name LIKE '/registry/minions/%' ORDER BY id"
-        ).fetchall()
-    except sqlite3.Error as exc:
-        return {}, "cannot read node records from %s: %s" % (db_path, exc)
-    finally:
-        conn.close()
+    rows, error = kine_rows(
+        db_path,
+        "SELECT name, value, deleted FROM kine WHERE name LIKE '/registry/minions/%' ORDER BY id",
+        "node records",
+    )
+    if error:
+        return {}, error
     latest = {}
     for name, value, deleted in rows:
         # kine appends a row per revision; the newest decides, and a deletion removes the node.
@@ -79,6 +89,50 @@ def sqlite_nodes(db_path):
             latest[name] = value
     prefix = "/registry/minions/"
     return dict((name[len(prefix) :], ips_from_node_record(value or b"")) for name, value in latest.items()), None
+
+
+def registry_resource(name):
+    """The resource a kine key belongs to: ``pods`` for /registry/pods/<ns>/<name>, and
+    ``<group>/<resource>`` for the keys stored under an API group (CRDs, APIServices, custom
+    resources: /registry/k3s.cattle.io/addons/<ns>/<name>). None for a key that is no object
+    (/registry/health)."""
+    parts = name.split("/")
+    if len(parts) < 4 or parts[:2] != ["", "registry"] or not parts[2]:
+        return None
+    if "." in parts[2]:
+        return "%s/%s" % (parts[2], parts[3]) if len(parts) > 4 and parts[3] else None
+    return parts[2]
+
+
+def sqlite_object_counts(db_path):
+    """({resource: live objects}, error) in a kine datastore: the newest row of each /registry key,
+    counted unless it is a deletion (what the datastore holds, not its history)."""
+    if not os.path.isfile(db_path):
+        return {}, "no datastore at %s" % db_path
+    rows, error = kine_rows(
+        db_path,
+        "SELECT k.name, k.deleted FROM kine k JOIN (SELECT MAX(id) AS id FROM kine WHERE name LIKE '/registry/%' "
+        "GROUP BY name) newest ON k.id = newest.id",
+        "the objects",
+    )
+    if error:
+        return {}, error
+    counts = {}
+    for name, deleted in rows:
+        resource = registry_resource(name)
+        if resource and not deleted:
+            counts[resource] = counts.get(resource, 0) + 1
+    return counts, None
+
+
+def api_node_names(run_command, k3s_binary, kubeconfig, timeout_bin="timeout"):
+    """(node names, error) as the API lists them: embedded etcd's bbolt file cannot be read
+    while k3s holds it, so with etcd the nodes are only known while k3s serves."""
+    argv = [timeout_bin, "10", k3s_binary, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"]
+    rc, out, err = run_command(argv)
+    if rc != 0:
+        return [], "cannot list the nodes through the API (%s): %s" % (" ".join(argv[2:]), (err or out).strip()[-300:])
+    return sorted(line.split("/", 1)[-1] for line in out.split() if line.strip()), None
 
 
 def sqlite_node_ips(db_path, node_name):

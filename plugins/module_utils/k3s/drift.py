@@ -16,17 +16,20 @@ import os
 import socket
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
-    DEFAULT_DATA_DIR,
+    effective_data_dir,
     first_node_ip,
     is_ip,
     read_config,
     scalar,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import (
+    api_node_names,
     datastore_kind,
     etcd_member_ips,
     sqlite_nodes,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import describe as describe_journal
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import read_journal
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
     NodeAddressError,
     choose_node_address,
@@ -101,7 +104,8 @@ def default_route(links, main_routes):
 def refusals(config, sources, *, config_file, data_dir, node_name, nodes, etcd_peers):
     """What the recovery (recover.yml and the watcher alike) cannot rebuild safely, one message
     each: it writes only ``config_file``, wipes only this server's data dir, and knows one node.
-    ``nodes``: node names in the SQLite datastore; ``etcd_peers``: addresses in etcd's config."""
+    ``nodes``: node names in the datastore (SQLite's kine table, or the API while an etcd server
+    serves); ``etcd_peers``: addresses in etcd's config."""
     found = []
     for key in ("node-ip", "flannel-iface"):
         where = sources.get(key)
@@ -143,8 +147,8 @@ def refusals(config, sources, *, config_file, data_dir, node_name, nodes, etcd_p
     configured = scalar(config.get("data-dir"))
     if configured and os.path.normpath(configured) != os.path.normpath(data_dir):
         found.append(
-            "k3s's data-dir is %s (in %s) but the recovery is set to %s (k3s_recover_data_dir)"
-            % (configured, sources.get("data-dir"), data_dir)
+            "k3s's data-dir is %s (in %s) but the recovery is set to %s (k3s_recover_data_dir; empty follows "
+            "config.yaml)" % (configured, sources.get("data-dir"), data_dir)
         )
     return found
 
@@ -314,7 +318,7 @@ def detect(module, params):
         raise DriftError("node_ip: %r is not an IP address" % params["node_ip"])
 
     config, sources, config_errors = read_config(params["config_file"])
-    data_dir = params["data_dir"] or scalar(config.get("data-dir")) or DEFAULT_DATA_DIR
+    data_dir = effective_data_dir(params["config_file"], params["data_dir"], config)
     installed = os.path.isfile(params["config_file"]) or os.path.isdir(os.path.join(data_dir, "server"))
 
     if not module.get_bin_path("ip"):
@@ -376,6 +380,14 @@ def detect(module, params):
         service = unit_state(module.run_command, params["service"], systemctl)
     else:
         service = dict(parse_unit_show(""), error="systemctl not found")
+    nodes_unknown = None
+    if datastore == "etcd":
+        k3s_binary = module.get_bin_path("k3s")
+        if service.get("active_state") == "active" and k3s_binary and params["kubeconfigs"]:
+            names, nodes_unknown = api_node_names(module.run_command, k3s_binary, params["kubeconfigs"][0])
+            nodes = dict((name, []) for name in names)
+        else:
+            nodes_unknown = "k3s does not serve its API (%s)" % service.get("active_state")
     crash = is_crash_looping(service)
     starting = starting_for(service)
     mismatch = None
@@ -409,6 +421,18 @@ def detect(module, params):
         "node_address_warnings": policy["warnings"],
     }
     findings = assess(facts) if installed else []
+    interrupted = read_journal(data_dir)
+    if interrupted:
+        # A recovery that was killed: the next one undoes its stops or finishes it (journal.py).
+        findings.append(dict(
+            check="interrupted_recovery", severity="drift", expected=None, actual=interrupted.get("stage"),
+            message="an interrupted %s: the next recovery finishes or undoes it" % describe_journal(interrupted),
+        ))  # fmt: skip
+    if nodes_unknown and any(f["severity"] == "drift" for f in findings):
+        warnings.append(
+            "other nodes in the etcd datastore cannot be ruled out: %s; a rebuild would drop agents joined "
+            "to this server" % nodes_unknown
+        )
     refused = (
         refusals(
             config,
@@ -430,6 +454,7 @@ def detect(module, params):
         "datastore": datastore,
         "crash_looping": crash if installed else False,
         "refused": refused,
+        "interrupted": interrupted,
         "starting_for": starting,
         "service": service,
         "node_ip": {

@@ -32,17 +32,24 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, write_if_changed
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
     LOCK_PATH,
+    MANIFEST,
     BackupError,
+    LockHeld,
     RunLock,
+    check_free_space,
+    claim_backup_dir,
     create_backup,
     prepare_backup_dir,
+    read_json,
     remove_path,
     restore,
     sqlite_online_copy,
     verify,
+    wait_for_lock,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
     PINNED,
+    effective_data_dir,
     readdress,
     render_config,
     settings_from_text,
@@ -50,6 +57,15 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config 
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import ARGUMENT_SPEC as DRIFT_SPEC
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import DriftError, detect
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import (
+    BEFORE_WIPE,
+    Interrupted,
+    Journal,
+    SignalGuard,
+    describe,
+    read_journal,
+    signal_name,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
     NodeAddressError,
     observe,
@@ -77,6 +93,10 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.poll import
 )
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Run ids of the scheduled backups (watch.py ``backup``), and how long a scheduled backup and a
+# recovery wait for each other's run lock: a scheduled backup takes seconds to minutes (pv_paths).
+SCHEDULED_RUN_ID = "scheduled-"
+SCHEDULED_LOCK_WAIT = 300.0
 SERVER_LINE = re.compile(r"^(\s*server:\s*https://)(127\.0\.0\.1|localhost|\[::1\])(:\d+)", re.MULTILINE)
 
 ARGUMENT_SPEC = dict(
@@ -89,11 +109,13 @@ ARGUMENT_SPEC = dict(
     backup_dir=dict(type="path"),
     backup_paths=dict(type="list", elements="path", default=[]),
     keep_backups=dict(type="int", default=5),
+    keep_days=dict(type="int", default=7),
     backup_meta=dict(type="dict", default={}),
     service=dict(type="str", default="k3s"),
     binary=dict(type="path", default="/usr/local/bin/k3s"),
     config_file=dict(type="path", default="/etc/rancher/k3s/config.yaml"),
-    data_dir=dict(type="path", default="/var/lib/rancher/k3s"),
+    # Empty: config.yaml's data-dir, else k3s's default (config.py effective_data_dir).
+    data_dir=dict(type="path"),
     admin_kubeconfig=dict(type="path", default="/etc/rancher/k3s/k3s.yaml"),
     user_kubeconfig=dict(type="path"),
     ready_timeout=dict(type="float", default=300.0),
@@ -110,7 +132,6 @@ ARGUMENT_SPEC = dict(
     app_kubeconfig_mode=dict(type="str", default="0600"),
     app_timeout=dict(type="float", default=300.0),
     lock_path=dict(type="path", default=LOCK_PATH),
-    lock_ttl=dict(type="int", default=3600),
     run_id=dict(type="str", required=True),
     lock_owner=dict(type="str", default=""),
     recheck=dict(type="dict"),
@@ -158,10 +179,14 @@ class Rebuild:
         self.started_at = time.time()
         self.timings = {}
         self.result = dict(changed=False, started_at=self.started_at, timings=self.timings)
+        self.p["data_dir"] = effective_data_dir(self.p["config_file"], self.p["data_dir"])
         self.server_dir = os.path.join(self.p["data_dir"], "server")
         self.db_dir = os.path.join(self.server_dir, "db")
         self.tls_dir = os.path.join(self.server_dir, "tls")
         self.ready_deadline = Deadline(params["ready_timeout"])
+        # execute() installs the real one; a Rebuild used without it is never interrupted.
+        self.guard = SignalGuard()
+        self.journal = None
 
     # ------------------------------------------------------------------ small tools
 
@@ -219,60 +244,205 @@ class Rebuild:
         user = p["user_kubeconfig"] if p["user_kubeconfig"] and p["user_kubeconfig"] != p["admin_kubeconfig"] else None
         user_host = self.kubeconfig_server_host(user) if user and os.path.isfile(user) else None
         was_active = self.active_state() in ("active", "activating", "reloading")
+        resume = self.take_over_interrupted(app)
         self.recheck_drift()
+        if resume:
+            # The interrupted run's backup holds the user's cluster; what is in server/db now is the
+            # half-built new one, which this run deletes again.
+            p["backup_dir"] = resume["backup_dir"]
+        else:
+            self.check_backup_space()
+            # This run's own directory from here on (a run of the same second gets <stamp>-2).
+            p["backup_dir"] = claim_backup_dir(p["backup_dir"])
+        self.journal = Journal(p["data_dir"], p["run_id"], node_ip=p["node_ip"], backup_dir=p["backup_dir"],
+                               was_active=was_active, app=app, resumed=(resume or {}).get("run_id"))  # fmt: skip
 
         # The workers cannot reach k3s until the end anyway; stopping them now lets their stop
         # timeout run alongside the backup and the rebuild instead of after them.
         stopper, client, definition = None, None, None
-        if app:
-            stopper = Background(self.runner, self.compose("stop", *p["worker_services"]), p["stack_dir"])
-        self.timings["prepare"] = round(time.time() - self.started_at, 3)
-        mark = time.monotonic()
+        self.journal.note("stopping")
         try:
+            if app:
+                stopper = Background(self.runner, self.compose("stop", *p["worker_services"]), p["stack_dir"])
+            self.timings["prepare"] = round(time.time() - self.started_at, 3)
+            mark = time.monotonic()
             if app:
                 client = docker_client()
                 definition = load_definition(self.runner, client, p["stack_dir"], p["project_name"], p["compose_files"])
-            self.backup()
-        except (StepError, BackupError, ComposeError, DockerException, OSError) as exc:
+            if resume:
+                self.systemctl("stop")
+                self.verified()
+            else:
+                self.backup()
+            self.journal.note("backed_up")
+        except (StepError, BackupError, ComposeError, DockerException, OSError, Interrupted, ModuleFailure) as exc:
+            self.guard.critical = True
             self.undo_stops(stopper, was_active)
+            self.journal.clear()
+            if not resume:
+                self.discard_partial_backup()
+            if isinstance(exc, Interrupted):
+                self.fail(
+                    "interrupted",
+                    "Interrupted by %s during the backup: %s. Nothing was deleted; %s and the "
+                    "workers were started again as they were." % (signal_name(exc.signum), exc, p["service"]),
+                )
+            if isinstance(exc, ModuleFailure):
+                raise
             self.fail(
                 "backup",
-                "The backup failed or did not verify: %s. Nothing was deleted; %s and %s are untouched and %s was "
-                "started again as it was. Free space or fix the source under %s and re-run."
+                "The backup failed or did not verify: %s. Nothing was deleted; %s and %s are untouched, %s was "
+                "started again as it was and the partial backup was removed. Free space or fix the source under %s "
+                "and re-run."
                 % (exc, self.db_dir, self.tls_dir, p["service"], os.path.dirname(p["backup_dir"].rstrip("/"))),
-            )
+            )  # fmt: skip
         mark = self.phase("backup", mark)
 
         try:
             self.rebuild_k3s()
             mark = self.phase("rebuild", mark)
-            self.wait_ready()
-            mark = self.phase("k3s_ready", mark)
+            # cert-generator and the workers need the API, not a Ready node: upstream's
+            # cert-generator waits for Kueue itself (which needs the node Ready), so starting it
+            # once the API serves overlaps its work with the 30-60 s until the node is Ready
+            # (k3s #4340) instead of adding to them.
+            self.wait_ready(require_ready=False)
+            mark = self.phase("k3s_serving", mark)
+            self.journal.note("k3s_started")
             self.refresh_user_kubeconfig(user, user_host)
             if app:
-                self.reconnect(client, definition, stopper, mark)
+                self.journal.note("app")
+                mark = self.reconnect(client, definition, stopper, mark)
             else:
                 self.result["app"] = dict(reconnected=False, reason="no app kubeconfig at %s" % p["app_kubeconfig"])
                 self.result["workers_ready_at"] = None
-        except (StepError, AppError, BackupError, ComposeError, DockerException, KubeconfigError, OSError) as exc:
-            if getattr(exc, "details", {}).get("stage") == "recheck":
-                # Nothing was deleted: the host runs on as it did.
+            self.wait_ready()
+            self.phase("k3s_ready", mark)
+        except (StepError, AppError, BackupError, ComposeError, DockerException, KubeconfigError, OSError,
+                Interrupted) as exc:  # fmt: skip
+            if not self.guard.critical:
+                # Nothing was deleted (the re-check before the wipe, or a signal before it): the host
+                # runs on as it did.
+                self.guard.critical = True
                 self.undo_stops(stopper, was_active)
+                self.journal.clear()
+                why = ("interrupted by %s" % signal_name(exc.signum)) if isinstance(exc, Interrupted) else str(exc)
                 self.fail(
-                    "recheck",
+                    "interrupted" if isinstance(exc, Interrupted) else "recheck",
                     "Not rebuilt: %s. %s and the workers were started again as they were; the verified backup is "
-                    "kept at %s." % (exc, p["service"], p["backup_dir"]),
+                    "kept at %s." % (why, p["service"], p["backup_dir"]),
                 )
-            self.fail(
-                getattr(exc, "details", {}).get("stage", "rebuild"),
-                "Recovery failed after the backup: %s. The verified backup is kept at %s. Fix the cause and re-run "
-                "recover.yml, or restore the previous state: %s (by hand: %s/RESTORE.txt)."
-                % (exc, p["backup_dir"], self.restore_command(), p["backup_dir"]),
-                restore_command=self.restore_command(),
-                **{k: v for k, v in getattr(exc, "details", {}).items() if k != "stage"},
-            )
+            self.roll_back_after_failure(exc, stopper, app)
+        self.journal.clear()
+        if self.guard.received:
+            self.result["signals_deferred"] = [signal_name(s) for s in self.guard.received]
         self.result["changed"] = True
         self.result["elapsed"] = round(time.time() - self.started_at, 3)
+
+    def check_backup_space(self):
+        """Before the workers or k3s are stopped: the backup fits (backup.check_free_space)."""
+        p = self.p
+        paths = self.backup_sources()[0]
+        # The etcd snapshot beside the cold copy is about the size of server/db again.
+        extra = [self.db_dir] if p["datastore"] == "etcd" else []
+        try:
+            self.result["free_space"] = check_free_space(os.path.dirname(p["backup_dir"].rstrip("/")), paths + extra)
+        except (BackupError, OSError) as exc:
+            self.fail("backup", "Not rebuilt: %s." % exc)
+
+    def discard_partial_backup(self):
+        """A backup that failed or did not verify is removed with what it wrote (a partial copy has
+        no manifest, so pruning would never see it, and the next try would need the room)."""
+        path = self.p["backup_dir"]
+        run_id = (read_json(os.path.join(path, MANIFEST)).get("meta") or {}).get("run_id") if path else None
+        # Never another run's finished backup (a name of the same second).
+        if path and os.path.isdir(path) and run_id in (None, self.p["run_id"]):
+            remove_path(path)
+            self.result["discarded_backup"] = path
+
+    def take_over_interrupted(self, app):
+        """A journal left by a run that was killed (this run holds the lock, so it is dead). Before
+        its wipe: start what it stopped and go on as a new run. After: return it; this run
+        finishes that recovery from its verified backup."""
+        entry = read_journal(self.p["data_dir"])
+        if not entry:
+            return None
+        self.result["interrupted_run"] = entry
+        if entry.get("stage") not in BEFORE_WIPE:
+            self.runner.warn("finishing an interrupted %s" % describe(entry))
+            return entry
+        self.runner.warn("undoing the stops of an interrupted %s" % describe(entry))
+        self.guard.critical = True
+        try:
+            self.undo_stops(None, entry.get("was_active", True), app and entry.get("app", True))
+        finally:
+            self.guard.critical = False
+        Journal(self.p["data_dir"], entry.get("run_id")).clear()
+        return None
+
+    def roll_back_after_failure(self, exc, stopper, app):
+        """After the wipe began, a failure must not leave k3s and the workers stopped on an empty
+        datastore: put back what the verified backup holds and start both again on it."""
+        p = self.p
+        stage = getattr(exc, "details", {}).get("stage", "rebuild")
+        details = dict((k, v) for k, v in getattr(exc, "details", {}).items() if k != "stage")
+        self.guard.critical = True
+        if stopper is not None:
+            stopper.wait(p["app_timeout"])
+        try:
+            self.roll_back(app, wait=False)
+        except (StepError, BackupError, ComposeError, DockerException, OSError) as rollback_exc:
+            # The journal stays: the next run (recover.yml or the watcher) finishes or rolls back.
+            self.fail(
+                stage,
+                "Recovery failed after the wipe began: %s. The automatic rollback failed too: %s. k3s and the workers "
+                "may be stopped; the verified backup is kept at %s. Fix the cause and re-run recover.yml (it finishes "
+                "this recovery), or restore the previous state: %s (by hand: %s/RESTORE.txt)."
+                % (exc, rollback_exc, p["backup_dir"], self.restore_command(), p["backup_dir"]),
+                restore_command=self.restore_command(), rolled_back=False, **details
+            )  # fmt: skip
+        self.journal.clear()
+        self.fail(
+            stage,
+            "Recovery failed after the backup: %s. ROLLED BACK: %s restored from the verified backup %s, and %s%s "
+            "started again on the previous state (it crash-loops again while this host's address is not the "
+            "backup's). Fix the cause and re-run recover.yml."
+            % (exc, ", ".join(self.result.get("restored", [])), p["backup_dir"], p["service"],
+               " and the workers" if app else ""),
+            restore_command=self.restore_command(), rolled_back=True, **details
+        )  # fmt: skip
+
+    def rollback_targets(self):
+        """Everything a backup can hold that a recovery rewrites: config.yaml, server/db,
+        server/tls, the admin kubeconfig and the user's and the app's copies."""
+        p = self.p
+        return [p["config_file"], self.db_dir, self.tls_dir, p["admin_kubeconfig"]] + [
+            x for x in (p["user_kubeconfig"], p["app_kubeconfig"]) if x and x != p["admin_kubeconfig"]
+        ]
+
+    def roll_back(self, app, wait):
+        """killall (k3s and its pods), restore every target the backup holds, start k3s (``wait``:
+        for its readiness, reported, not failed), then start the workers on the restored app
+        kubeconfig. Raises StepError/BackupError/OSError."""
+        p = self.p
+        self.killall()
+        self.result["restored"] = restore(p["backup_dir"], self.rollback_targets())
+        self.result["changed"] = True
+        if wait:
+            try:
+                self.systemctl("start", p["ready_timeout"])
+                self.result["started"] = True
+            except StepError as exc:
+                self.result.update(started=False, start_error=str(exc))
+        else:
+            # The previous state may crash-loop on a changed address: started, not waited for.
+            systemctl = self.runner.get_bin_path("systemctl", required=True)
+            self.run([systemctl, "start", "--no-block", p["service"]], "systemctl start --no-block %s" % p["service"])
+            self.result["started"] = True
+        if app:
+            # restart also starts stopped containers; the workers read the kubeconfig only at start.
+            argv = self.bounded(p["app_timeout"], *self.compose("restart", *p["worker_services"]))
+            self.run(argv, "docker compose restart of the workers", cwd=p["stack_dir"])
+            self.result["workers_started"] = list(p["worker_services"])
 
     def restore_command(self):
         return (
@@ -280,10 +450,12 @@ class Rebuild:
             "-e k3s_recover_confirm=true" % self.p["backup_dir"]
         )
 
-    def undo_stops(self, stopper, was_active):
-        """After a failed backup: the workers and k3s run again as they did before."""
+    def undo_stops(self, stopper, was_active, start_workers=False):
+        """Nothing was deleted (a failed backup, a re-check, a signal, or such a run interrupted
+        before): the workers and k3s run again as they did before."""
         if stopper is not None:
             stopper.wait(self.p["app_timeout"])
+        if stopper is not None or (start_workers and self.p["stack_dir"]):
             argv = self.bounded(self.p["app_timeout"], *self.compose("start", *self.p["worker_services"]))
             self.runner.run_command(argv, cwd=self.p["stack_dir"])
         if was_active:
@@ -327,6 +499,7 @@ class Rebuild:
 
     def backup(self):
         p = self.p
+        paths, required = self.backup_sources()
         # A crash-looping server may not answer the snapshot request: the cold copy of
         # server/db/etcd is then the backup.
         if p["datastore"] == "etcd":
@@ -336,7 +509,6 @@ class Rebuild:
         # SQLite cannot be snapshotted at all (k3s 11388, kine 88); the maintainers' advice is to
         # stop k3s and copy server/db (k3s 1318), which also gives etcd a consistent cold copy.
         self.systemctl("stop")
-        paths, required = self.backup_sources()
         # etcd's data file; an empty one means a cold copy of nothing.
         nonempty = ["/server/db/etcd/member/snap/db$"] if p["datastore"] == "etcd" else []
         self.store_backup(paths, required, nonempty, strategy=p["strategy"], new_node_ip=p["node_ip"])
@@ -353,27 +525,43 @@ class Rebuild:
             required_nonempty=nonempty,
             meta=dict(p["backup_meta"], run_id=p["run_id"], **meta),
             keep=p["keep_backups"],
+            keep_days=p["keep_days"],
         )
+        p["backup_dir"] = self.result["backup"]["backup_dir"]
 
-    def scheduled(self):
+    def scheduled(self, lock_wait=SCHEDULED_LOCK_WAIT):
         """A backup of the running datastore without stopping k3s: SQLite through the online
         backup API (consistent with WAL), etcd through ``k3s etcd-snapshot save`` into the backup
-        (outside server/db). Verified with the same manifest; the rollback restores it."""
+        (outside server/db). Verified with the same manifest; the rollback restores it.
+
+        Under the run lock recoveries take, so it never copies a datastore a recovery is wiping
+        and a recovery never starts while it copies. It waits up to ``lock_wait`` seconds for the
+        holder (a recovery, site.yml's config.yaml write and restart), then fails at stage
+        ``lock`` naming it, before anything is written."""
         p = self.p
-        prepare_backup_dir(p["backup_dir"])
-        paths, required = self.backup_sources()
-        paths.remove(self.db_dir)
-        nonempty = []
+        lock = RunLock(p["lock_path"], p["run_id"], p["lock_owner"])
         try:
-            if p["datastore"] == "sqlite":
-                sqlite_online_copy(os.path.join(self.db_dir, "state.db"), p["backup_dir"])
-            elif not self.etcd_snapshot("scheduled")["saved"]:
-                raise BackupError("k3s etcd-snapshot save failed: %s" % self.result["snapshot"].get("reason"))
-            else:
-                nonempty = ["^etcd-snapshot/scheduled"]
-            self.store_backup(paths, required, nonempty, kind="scheduled")
-        except (BackupError, OSError, sqlite3.Error) as exc:
-            self.fail("backup", "Scheduled backup into %s failed: %s" % (p["backup_dir"], exc))
+            owner, waited = wait_for_lock(lock, lock_wait)
+        except (BackupError, OSError) as exc:
+            self.fail("lock", "Scheduled backup not taken, nothing was written: %s" % exc)
+        self.result["lock"] = dict(path=lock.path, owner=owner, waited=waited, stale_lock_taken_over=lock.taken_over)
+        try:
+            p["backup_dir"] = claim_backup_dir(p["backup_dir"])
+            paths, required = self.backup_sources()
+            paths.remove(self.db_dir)
+            nonempty = []
+            try:
+                if p["datastore"] == "sqlite":
+                    sqlite_online_copy(os.path.join(self.db_dir, "state.db"), p["backup_dir"])
+                elif not self.etcd_snapshot("scheduled")["saved"]:
+                    raise BackupError("k3s etcd-snapshot save failed: %s" % self.result["snapshot"].get("reason"))
+                else:
+                    nonempty = ["^etcd-snapshot/scheduled"]
+                self.store_backup(paths, required, nonempty, kind="scheduled")
+            except (BackupError, OSError, sqlite3.Error) as exc:
+                self.fail("backup", "Scheduled backup into %s failed: %s" % (p["backup_dir"], exc))
+        finally:
+            lock.release()
         return self.result
 
     def write_config(self):
@@ -462,6 +650,11 @@ class Rebuild:
         self.killall()
         if p["strategy"] == "wipe":
             self.target_still_assigned()
+        # From here a signal no longer stops the run: it finishes or rolls back (journal.py).
+        self.guard.critical = True
+        if self.journal is not None:
+            self.journal.note("wiping")
+        if p["strategy"] == "wipe":
             # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
             # start, and nothing may read the stale one in between.
             self.result["removed"] = [x for x in (self.db_dir, self.tls_dir, p["admin_kubeconfig"]) if remove_path(x)]
@@ -479,6 +672,8 @@ class Rebuild:
             self.run(
                 self.bounded(p["snapshot_timeout"], p["binary"], "certificate", "rotate"), "k3s certificate rotate"
             )
+        if self.journal is not None:
+            self.journal.note("wiped")
         # One deadline for start, restart and readiness: the whole wait is ready_timeout.
         self.ready_deadline = Deadline(p["ready_timeout"])
         self.start_k3s("start")
@@ -546,15 +741,19 @@ class Rebuild:
         if not outcome.ready:
             raise StepError("could not delete the stale node object %s: %s" % (name, outcome.message))
 
-    def wait_ready(self):
+    def wait_ready(self, require_ready=True):
+        """The API serves with the node registered at node_ip, and with ``require_ready`` the
+        node is Ready; both within ready_timeout of the start."""
         p = self.p
         deadline = self.ready_deadline
-        probe = K3sProbe(deadline, kubeconfig=p["admin_kubeconfig"], node_ip=p["node_ip"], request_timeout=5.0)
+        probe = K3sProbe(deadline, kubeconfig=p["admin_kubeconfig"], node_ip=p["node_ip"], request_timeout=5.0,
+                         require_ready=require_ready)  # fmt: skip
         outcome = poll(probe, max(1.0, deadline.remaining()))
         self.result["nodes"] = outcome.observation.get("nodes", [])
         if not outcome.ready:
             raise StepError(
-                "k3s not Ready at %s after %ss: %s" % (p["node_ip"], p["ready_timeout"], outcome.message),
+                "k3s not %s at %s after %ss: %s"
+                % ("Ready" if require_ready else "serving", p["node_ip"], p["ready_timeout"], outcome.message),
                 stage="k3s_ready",
                 readyz=outcome.observation.get("readyz"),
                 journal_tail=self.journal_tail(),
@@ -612,6 +811,7 @@ class Rebuild:
             raise
         self.result["workers_ready_at"] = report.pop("workers_ready_at")
         self.result["app"] = report
+        return marks[-1]
 
     # ------------------------------------------------------------------ restored, verified
 
@@ -635,20 +835,16 @@ class Rebuild:
                 "says (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)"
                 % (p["backup_dir"], self.db_dir, p["backup_dir"]),
             )
-        targets = [p["config_file"], self.db_dir, self.tls_dir]
         try:
-            self.systemctl("stop")
-            self.result["restored"] = restore(p["backup_dir"], targets)
-        except (StepError, BackupError, OSError) as exc:
+            self.roll_back(self.rollback_app_present(), wait=True)
+        except (StepError, BackupError, ComposeError, DockerException, OSError) as exc:
             self.fail("restore", "Rollback from %s failed: %s" % (p["backup_dir"], exc))
-        self.result["changed"] = True
-        # On a host whose address differs from the backup's, k3s fails to start again; the
-        # restore itself is done, so that is reported, not a failure.
-        try:
-            self.systemctl("start", p["ready_timeout"])
-            self.result["started"] = True
-        except StepError as exc:
-            self.result.update(started=False, start_error=str(exc))
+
+    def rollback_app_present(self):
+        """The rollback restarts the workers when the stack is there (its app kubeconfig is one of
+        the restored files)."""
+        p = self.p
+        return bool(p["stack_dir"] and os.path.isdir(p["stack_dir"]))
 
     def fail(self, stage, msg, **extra):
         self.result.update(extra)
@@ -668,27 +864,63 @@ def with_defaults(**params):
     return merged
 
 
-def execute(job, on_locked=None):
+def execute(job, on_locked=None, scheduled_wait=SCHEDULED_LOCK_WAIT):
     """Run ``job`` (state rebuilt or restored) under the run lock that recover.yml and the watcher
-    share; ``on_locked()`` is called once the lock is held. Returns the result; raises
-    ModuleFailure (the result is ``job.result``)."""
+    share; ``on_locked()`` is called once the lock is held. A lock held by another run fails the
+    job at once (stage ``lock``), except one held by a scheduled backup: that is waited for, up to
+    ``scheduled_wait`` seconds. Returns the result; raises ModuleFailure (the result is
+    ``job.result``)."""
     p = job.p
-    lock = RunLock(p["lock_path"], p["run_id"], p["lock_ttl"], p["lock_owner"])
-    try:
+    lock = RunLock(p["lock_path"], p["run_id"], p["lock_owner"])
+    # SIGTERM/SIGINT/SIGHUP raise Interrupted until the wipe begins, so the finally below runs
+    # (Python's default SIGTERM ends the process without it: lock held, k3s stopped).
+    with SignalGuard() as job.guard:
         try:
-            owner = lock.acquire()
-        except (BackupError, OSError) as exc:
-            job.fail("lock", str(exc))
-        job.result["lock"] = dict(path=lock.path, owner=owner, stale_lock_taken_over=lock.taken_over)
-        if on_locked is not None:
-            on_locked()
-        if p["state"] == "rebuilt":
-            job.rebuilt()
-        else:
-            job.restored()
-    finally:
-        lock.release()
+            waited = 0
+            try:
+                try:
+                    owner = lock.acquire()
+                except LockHeld as exc:
+                    if not str(exc.owner.get("run_id") or "").startswith(SCHEDULED_RUN_ID):
+                        raise
+                    # A scheduled backup copies while k3s runs and ends by itself: waited for
+                    # (bounded), where another recovery or site.yml fails this run at once.
+                    owner, waited = wait_for_lock(lock, scheduled_wait)
+            except (BackupError, OSError) as exc:
+                job.fail("lock", str(exc))
+            job.result["lock"] = dict(path=lock.path, owner=owner, stale_lock_taken_over=lock.taken_over,
+                                      waited=waited)  # fmt: skip
+            if on_locked is not None:
+                on_locked()
+            if p["state"] == "rebuilt":
+                job.rebuilt()
+            else:
+                job.guard.critical = True
+                job.restored()
+        except Interrupted as exc:
+            job.fail("interrupted", "Interrupted by %s before anything was changed." % signal_name(exc.signum))
+        finally:
+            lock.release()
     return job.result
+
+
+def nested_backup_paths(root, paths):
+    """A path to back up that holds the backup root would copy every earlier backup into each new
+    one (the disk fills), and one inside it is pruned with the backups."""
+    problems = []
+    for given in paths:
+        path = os.path.abspath(given).rstrip("/") or "/"
+        if root == path or root.startswith(path.rstrip("/") + os.sep):
+            problems.append(
+                "backup_paths (k3s_recover_pv_paths): %s contains the backup root %s (k3s_recover_backup_root): every "
+                "backup would copy the earlier ones" % (path, root)
+            )
+        elif path.startswith(root + os.sep):
+            problems.append(
+                "backup_paths (k3s_recover_pv_paths): %s is inside the backup root %s (k3s_recover_backup_root): "
+                "pruning would delete it" % (path, root)
+            )
+    return problems
 
 
 def validate(p):
@@ -705,7 +937,7 @@ def validate(p):
                 errors.append("node_ip must be an IP address, got %r" % (p["node_ip"],))
         if p["backup_dir"]:
             backup = os.path.abspath(p["backup_dir"])
-            server = os.path.abspath(os.path.join(p["data_dir"], "server"))
+            server = os.path.abspath(os.path.join(effective_data_dir(p["config_file"], p["data_dir"]), "server"))
             if backup == server or backup.startswith(server + os.sep):
                 errors.append("backup_dir %s must be outside %s, which a wipe deletes" % (backup, server))
         if p["stack_dir"] and not p["app_kubeconfig"]:
@@ -714,6 +946,9 @@ def validate(p):
             errors.append("worker_services must name at least one service")
     elif not p["backup_dir"]:
         errors.append("backup_dir is required with state=%s" % p["state"])
+    if p.get("backup_dir") and p.get("backup_paths"):
+        root = os.path.dirname(os.path.abspath(p["backup_dir"]).rstrip("/"))
+        errors.extend(nested_backup_paths(root, p["backup_paths"]))
     if p.get("pins") is not None:
         unknown = sorted(set(p["pins"]) - set(PINNED))
         if unknown:
@@ -721,6 +956,8 @@ def validate(p):
     for name in ("ready_timeout", "app_timeout", "snapshot_timeout"):
         if p[name] <= 0:
             errors.append("%s must be a positive number of seconds, got %r" % (name, p[name]))
+    if p.get("keep_days") is not None and p["keep_days"] < 0:
+        errors.append("keep_days must be zero or positive, got %r" % p["keep_days"])
     if p["keep_backups"] < 0:
         errors.append("keep_backups must be zero (keep all) or positive, got %d" % p["keep_backups"])
     if not p["app_probe_path"].startswith("/"):

@@ -18,6 +18,7 @@ import time
 
 PROPERTIES = (
     "ActiveState", "SubState", "Result", "NRestarts", "LoadState", "MainPID", "InactiveExitTimestampMonotonic",
+    "UnitFileState",
 )  # fmt: skip
 # Embedded etcd on a changed address (pkg/etcd/etcd.go): k3s logs this every ~5 s, stays
 # `activating` and never exits, so NRestarts stays 0 (k3s #7558, #2732).
@@ -82,6 +83,7 @@ def parse_unit_show(text):
         "result": props.get("Result"),
         "n_restarts": int(restarts) if restarts and restarts.isdigit() else None,
         "load_state": props.get("LoadState"),
+        "unit_file_state": props.get("UnitFileState"),
         "main_pid": int(pid) if pid and pid.isdigit() and int(pid) > 0 else None,
         # CLOCK_MONOTONIC seconds at which the current start began.
         "started_monotonic": int(since) / 1e6 if since and since.isdigit() and int(since) > 0 else None,

@@ -18,16 +18,23 @@ __metaclass__ = type
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import iso, read_json, utc_stamp
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
+    iso,
+    read_json,
+    tree_size,
+    utc_stamp,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
     PINNED,
     PINS_KEYS,
     ConfigError,
+    effective_data_dir,
     read_config,
     read_pins,
 )
@@ -38,6 +45,8 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_ad
     read_network,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (
+    SCHEDULED_LOCK_WAIT,
+    SCHEDULED_RUN_ID,
     ModuleFailure,
     Rebuild,
     execute,
@@ -48,6 +57,37 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
 HOUR = 3600
 RECOVER_HINT = "ansible-playbook playbooks/recover.yml -e k3s_recover_confirm=true"
 HOLD_RELEASE_HINT = "integr8scode-k3s-drift-check --release, or recover.yml"
+
+
+# The slowest copy rate the backup budget assumes (bytes/s): a laptop disk under load, read and
+# written once by the copy and read again by the verification.
+BACKUP_FLOOR_RATE = 10 * 2**20
+
+
+def backup_budget(paths):
+    """Seconds the copy and the verification of ``paths`` may take at BACKUP_FLOOR_RATE."""
+    return 2 * sum(tree_size(p) for p in paths) / float(BACKUP_FLOOR_RATE)
+
+
+def extend_unit_timeout(seconds):
+    """Ask systemd for ``seconds`` more from now (sd_notify EXTEND_TIMEOUT_USEC; the units have
+    NotifyAccess=main): the units' TimeoutStartSec holds the recovery's bounded waits, and the
+    backup's share depends on the size of k3s_recover_pv_paths, known only now. Outside systemd
+    (no NOTIFY_SOCKET) nothing is sent."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.connect(address)
+        sock.sendall(("EXTEND_TIMEOUT_USEC=%d" % int(seconds * 1e6)).encode())
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
 
 
 def log(priority, message):
@@ -375,14 +415,15 @@ class Watcher:
             state="rebuilt", strategy=s["strategy"], datastore=result["datastore"], node_ip=target,
             flannel_iface=result["recommended_flannel_iface"], node_name=result["node_name"],
             backup_dir=os.path.join(s["backup_root"].rstrip("/"), stamp), backup_paths=s["pv_paths"],
-            keep_backups=int(s["keep_backups"]), service=s["service"], binary=s["binary"],
+            keep_backups=int(s["keep_backups"]), keep_days=int(s.get("keep_days", 7)), service=s["service"],
+            binary=s["binary"],
             config_file=s["config_file"], data_dir=result["data_dir"], admin_kubeconfig=s["admin_kubeconfig"],
             user_kubeconfig=user, ready_timeout=float(s["ready_timeout"]), stop_timeout=float(s["stop_timeout"]),
             stack_dir=s["stack_dir"] or None, project_name=s["project_name"] or None,
             compose_files=s["compose_files"], app_kubeconfig=s["app_kubeconfig"] if s["stack_dir"] else None,
             cert_generator_service=s["cert_generator_service"], worker_services=s["worker_services"],
             app_probe_path=s["app_probe_path"], app_kubeconfig_mode=s["app_kubeconfig_mode"],
-            app_timeout=float(s["app_timeout"]), lock_path=s["lock_path"], lock_ttl=int(s["lock_ttl"]),
+            app_timeout=float(s["app_timeout"]), lock_path=s["lock_path"],
             run_id="watch-%s-%d" % (stamp, os.getpid()),
             lock_owner="integr8scode-k3s-drift-check (k3s_recover_watch_mode=recover)",
             recheck=self.drift_params(), pins=dict((key, s[key]) for key in PINNED),
@@ -409,12 +450,22 @@ class Watcher:
             )
 
         try:
+            # The unit's timeout covers the bounded waits; the backup's share is its size's.
+            budget = backup_budget(job.backup_sources()[0]) + float(self.s.get("timeout_base") or 0)
+            if extend_unit_timeout(budget):
+                log(6, "unit timeout extended to %ds from now for a backup of this size" % budget)
             execute(job, on_locked=announce)
         except ModuleFailure as exc:
             if job.result.get("stage") == "lock":
                 log(5, "not recovering now: %s" % exc)
                 self.save("drifted, another run holds the lock")
                 return 0
+            if job.result.get("stage") == "interrupted":
+                # A stop signal before the wipe: nothing deleted, k3s and the workers started again.
+                # Not a failed recovery; the process ends as it was asked to (journal.py).
+                log(4, "WARNING: %s" % exc)
+                self.save("drifted, recovery interrupted before the wipe")
+                raise SystemExit(143) from None
             if job.result.get("stage") == "recheck":
                 # The check under the lock found the host changed since this look (the timer's check
                 # and the follower both decided; the first one recovered): nothing was deleted, and
@@ -434,6 +485,8 @@ class Watcher:
             return 1
         self.state.setdefault("recoveries", []).append(record["at"])
         backup = job.result.get("backup") or {}
+        # The directory actually used: <stamp>-2 after a name clash, or an interrupted run's backup.
+        record["backup"] = params["backup_dir"]
         record.update(
             outcome="ok",
             workers_ready_at=job.result.get("workers_ready_at"),
@@ -457,6 +510,10 @@ class Watcher:
             ),
         )
         self.save("recovered onto %s" % target)
+        if job.result.get("signals_deferred"):
+            # Asked to stop after the wipe began: the recovery finished first, now the process ends.
+            log(5, "stopping after the recovery: %s arrived during it" % ", ".join(job.result["signals_deferred"]))
+            raise SystemExit(143)
         return 0
 
     def follow(self):
@@ -529,23 +586,29 @@ def release(state_dir):
     return True
 
 
-def backup(settings, runner):
-    """A scheduled backup of the running datastore (Rebuild.scheduled) into the backup root."""
+def backup(settings, runner, lock_wait=SCHEDULED_LOCK_WAIT):
+    """A scheduled backup of the running datastore (Rebuild.scheduled) into the backup root, under
+    the run lock recoveries take: a recovery (or site.yml) holding it is waited for up to
+    ``lock_wait`` seconds, then the backup is not taken and the exit code is 1, the holder named."""
     try:
         settings = with_pins(settings)
     except ConfigError as exc:
         log(4, "WARNING: %s; backing up with the rendered settings" % exc)
     stamp = utc_stamp()
-    datastore = datastore_kind(settings["data_dir"], read_config(settings["config_file"])[0])
+    config = read_config(settings["config_file"])[0]
+    data_dir = effective_data_dir(settings["config_file"], settings["data_dir"], config)
+    datastore = datastore_kind(data_dir, config)
     params = with_defaults(
         state="backed_up", datastore=datastore, backup_dir=os.path.join(settings["backup_root"].rstrip("/"), stamp),
-        backup_paths=settings["pv_paths"], keep_backups=int(settings["keep_backups"]), binary=settings["binary"],
-        config_file=settings["config_file"], data_dir=settings["data_dir"],
-        admin_kubeconfig=settings["admin_kubeconfig"], run_id="scheduled-%s" % stamp,
+        backup_paths=settings["pv_paths"], keep_backups=int(settings["keep_backups"]),
+        keep_days=int(settings.get("keep_days", 7)), binary=settings["binary"],
+        config_file=settings["config_file"], data_dir=data_dir,
+        admin_kubeconfig=settings["admin_kubeconfig"], run_id="%s%s-%d" % (SCHEDULED_RUN_ID, stamp, os.getpid()),
+        lock_path=settings["lock_path"], lock_owner="integr8scode-k3s-drift-check --backup (scheduled backup)",
     )  # fmt: skip
     job = Rebuild(params, runner)
     try:
-        result = job.scheduled()
+        result = job.scheduled(lock_wait)
     except ModuleFailure as exc:
         log(3, "ERROR: %s" % exc)
         return 1

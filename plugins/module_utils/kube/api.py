@@ -53,8 +53,19 @@ HOPELESS_KINDS = (TLS_NAME, TLS_CA, UNAUTHORIZED, FORBIDDEN)
 
 class K3sProbe:
     def __init__(
-        self, deadline, *, kubeconfig, context=None, node_name=None, node_ip=None, deployments=(), request_timeout=5.0
+        self,
+        deadline,
+        *,
+        kubeconfig,
+        context=None,
+        node_name=None,
+        node_ip=None,
+        deployments=(),
+        request_timeout=5.0,
+        require_ready=True,
     ):
+        """``require_ready=False``: ready once /readyz answers ok and the node is registered at
+        ``node_ip``, Ready or not (what a client of the API needs; the kubelet and CNI follow)."""
         self.p = dict(
             kubeconfig=kubeconfig,
             context=context,
@@ -62,6 +73,7 @@ class K3sProbe:
             node_ip=node_ip,
             deployments=list(deployments or ()),
             request_timeout=request_timeout,
+            require_ready=require_ready,
         )
         self.deadline = deadline
         self.api = None
@@ -169,7 +181,7 @@ class K3sProbe:
                 else "no node registered yet"
             )
         not_ready = [n["name"] for n in nodes if not n["ready"]]
-        if not_ready:
+        if not_ready and self.p["require_ready"]:
             problems.append("node(s) not Ready: %s" % ", ".join(not_ready))
         if self.p["node_ip"] and nodes and not any(self.p["node_ip"] in n["internal_ip"] for n in nodes):
             seen = ", ".join("%s=%s" % (n["name"], "/".join(n["internal_ip"]) or "none") for n in nodes)

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import RunLock
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import LockHeld, RunLock
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import (
     PINS_NAME,
     render_config,
@@ -110,7 +110,7 @@ def test_an_unknown_flannel_interface_fails_naming_the_variable(tmp_path, run_mo
 
 
 def held_lock(tmp_path, by="recover.yml (ansible-playbook on box)"):
-    lock = RunLock(str(tmp_path / "lock"), "20260101T000000Z-42", 3600, by)
+    lock = RunLock(str(tmp_path / "lock"), "20260101T000000Z-42", by)
     lock.acquire()
     return lock
 
@@ -177,6 +177,11 @@ def test_lock_hold_keeps_the_lock_for_the_restart_only_when_config_yaml_changed(
     assert first["lock"]["held"] is True
     owner = json.loads((tmp_path / "lock" / "owner").read_text())
     assert (owner["run_id"], owner["by"]) == (first["lock"]["run_id"], "site.yml")
+    # Kept past the module's process, for the default five minutes: other runs wait.
+    # started and expires are whole seconds, and the write may cross one.
+    assert owner["pid"] is None and 298 <= owner["expires"] - owner["started"] <= 302
+    with pytest.raises(LockHeld, match="site.yml holds"):
+        RunLock(str(tmp_path / "lock"), "watch-1").acquire()
     # What the restart does (k3s_restart with that run id): take it over and release it.
     restart = RunLock(str(tmp_path / "lock"), first["lock"]["run_id"])
     restart.acquire()

@@ -59,6 +59,11 @@ def base_args(tmp_path, **extra):
         ({"keep_backups": -1}, "keep_backups must be zero (keep all) or positive"),
         ({"app_probe_path": "api/v1"}, "app_probe_path must start with /"),
         ({"worker_services": []}, "worker_services must name at least one service"),
+        ({"backup_paths": ["/var"], "backup_dir": "/var/backups/integr8scode-k3s/20260101T120000Z"},
+         "backup_paths (k3s_recover_pv_paths): /var contains the backup root /var/backups/integr8scode-k3s"),
+        ({"backup_paths": ["/var/backups/integr8scode-k3s/pv"],
+          "backup_dir": "/var/backups/integr8scode-k3s/20260101T120000Z"},
+         "backup_paths (k3s_recover_pv_paths): /var/backups/integr8scode-k3s/pv is inside the backup root"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_naming_the_option(tmp_path, run_module, extra, message):

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -174,21 +175,92 @@ def test_restore_from_a_damaged_backup_restores_nothing(tmp_path, k3s_files):
     assert (src / "config.yaml").read_text() == "node-ip: 10.77.0.5\n"
 
 
-def test_lock_is_exclusive_expires_and_is_released_only_by_its_owner(tmp_path):
+def test_lock_is_exclusive_and_is_released_only_by_its_owner(tmp_path):
     path = str(tmp_path / "recover.lock")
     first = RunLock(path, "a")
     first.acquire()
-    with pytest.raises(BackupError, match=r"another k3s recovery holds .* \(run a,"):
+    with pytest.raises(
+        BackupError, match=rf"another k3s recovery holds .* \(run a, started .*, process {os.getpid()}\)"
+    ):
         RunLock(path, "b").acquire()
     other = RunLock(path, "b")
     other.held = True  # a run that thinks it holds the lock must not remove a's
     assert other.release() is False and os.path.isdir(path)
     assert first.release() is True and not os.path.exists(path)
-    # A run that died: its lock expired, the next run takes it over.
-    RunLock(path, "dead", ttl=0).acquire()
-    taker = RunLock(path, "c")
+
+
+HOLD_LOCK = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import RunLock
+RunLock(sys.argv[1], "recover-1", "recover.yml").acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def holder_process(path):
+    """Another process holding the lock, as a recovery's k3s_rebuild does."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, path, str(ROOT / "collections")], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_long_run_keeps_the_lock_while_its_process_lives_and_a_killed_one_loses_it_at_once(tmp_path):
+    """A backup of large pv_paths may take longer than any fixed age; SIGKILL runs no finally."""
+    path = str(tmp_path / "recover.lock")
+    proc = holder_process(path)
+    try:
+        owner = json.loads(Path(path, "owner").read_text())
+        owner["started"] = 0  # 1970: older than any ttl the lock ever had
+        Path(path, "owner").write_text(json.dumps(owner))
+        with pytest.raises(LockHeld, match=rf"recover.yml holds .*process {proc.pid}"):
+            RunLock(path, "watch-1").acquire()
+    finally:
+        proc.kill()
+        proc.wait()
+    taker = RunLock(path, "watch-1")
     taker.acquire()
-    assert taker.taken_over["run_id"] == "dead"
+    assert taker.taken_over["run_id"] == "recover-1" and taker.taken_over["pid"] == proc.pid
+
+
+def test_a_reused_pid_is_not_the_holder(tmp_path):
+    """After the holder died the kernel may give its pid to another process (its start time
+    differs), and after a reboot the boot id differs."""
+    path = str(tmp_path / "recover.lock")
+    for process in (
+        [k3s_backup.process_identity(os.getpid())[0], 1],
+        ["another-boot", k3s_backup.process_identity(os.getpid())[1]],
+    ):
+        os.makedirs(path)
+        Path(path, "owner").write_text(json.dumps(dict(run_id="dead", started=0, pid=os.getpid(), process=process)))
+        taker = RunLock(path, "next")
+        taker.acquire()
+        assert taker.taken_over["run_id"] == "dead"
+        taker.release()
+
+
+def test_a_kept_lock_holds_until_its_expiry_for_other_runs_and_not_for_its_own(tmp_path, monkeypatch):
+    """site.yml's config.yaml write keeps the lock for its restart handler (k3s_config lock_hold);
+    a play that stopped before the handler blocks the recovery for the kept time only."""
+    path = str(tmp_path / "recover.lock")
+    write = RunLock(path, "k3s_config-1", "site.yml")
+    write.acquire()
+    kept = write.keep(300)
+    assert kept["pid"] is None and write.held is False and os.path.isdir(path)
+    assert write.release() is False and os.path.isdir(path)
+    with pytest.raises(LockHeld, match=r"site.yml holds .*kept until "):
+        RunLock(path, "watch-1").acquire()
+    restart = RunLock(path, "k3s_config-1")
+    restart.acquire()
+    assert restart.taken_over is None and json.loads(Path(path, "owner").read_text())["pid"] == os.getpid()
+    restart.keep(300)
+    later = kept["expires"] + 1
+    monkeypatch.setattr(k3s_backup.time, "time", lambda: later)
+    taker = RunLock(path, "watch-1")
+    taker.acquire()
+    assert taker.taken_over["run_id"] == "k3s_config-1"
 
 
 class Clock:
@@ -206,10 +278,10 @@ class Clock:
 
 def test_a_waiting_run_takes_the_lock_once_its_holder_released_it(tmp_path):
     path = str(tmp_path / "recover.lock")
-    holder = RunLock(path, "watch-1", by="integr8scode-k3s-drift-check")
+    holder = RunLock(path, "watch-1", "integr8scode-k3s-drift-check")
     holder.acquire()
     clock = Clock(on_sleep=lambda now: now >= 30 and holder.release())
-    waiter = RunLock(path, "site-1", ttl=60, by="site.yml (role k3s)")
+    waiter = RunLock(path, "site-1", "site.yml (role k3s)")
     owner, waited = wait_for_lock(waiter, 900, clock=clock, sleep=clock.sleep)
     assert owner["run_id"] == "site-1" and owner["by"] == "site.yml (role k3s)"
     assert 30 <= waited < 33 and waiter.held
@@ -234,13 +306,13 @@ def test_the_same_run_takes_over_the_lock_it_kept_without_waiting(tmp_path):
     path = str(tmp_path / "recover.lock")
     RunLock(path, "k3s_config-1", by="site.yml").acquire()
     clock = Clock()
-    restart = RunLock(path, "k3s_config-1", ttl=420)
+    restart = RunLock(path, "k3s_config-1")
     assert wait_for_lock(restart, 0, clock=clock, sleep=clock.sleep)[1] == 0
     assert restart.taken_over is None and restart.release() is True and not os.path.exists(path)
 
 
 def test_an_empty_lock_path_is_the_collections_lock():
-    assert RunLock("", "x").path == LOCK_PATH == "/run/lock/integr8scode-k3s-recover.lock"
+    assert RunLock("", "x").path == LOCK_PATH == "/run/integr8scode/k3s-recover.lock"
 
 
 def test_remove_path_handles_files_links_and_trees(tmp_path):
@@ -252,60 +324,6 @@ def test_remove_path_handles_files_links_and_trees(tmp_path):
     assert k3s_backup.remove_path(str(tmp_path / "tree")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is True
     assert k3s_backup.remove_path(str(tmp_path / "file")) is False
-
-
-def recovery_backup(tmp_path, src, name, strategy="wipe", keep=0):
-    return create_backup(
-        str(tmp_path / "backups" / name),
-        [str(src / "config.yaml"), str(src / "server" / "token"), str(src / "server" / "db")],
-        datastore="sqlite",
-        db_dir=str(src / "server" / "db"),
-        required=[str(src / "config.yaml")],
-        meta={"run_id": name, "strategy": strategy},
-        keep=keep,
-    )
-
-
-def test_retention_keeps_the_first_pre_wipe_backup_after_more_recoveries_than_keep(tmp_path, k3s_files):
-    """A watcher recovering again and again (each wipe starts an empty datastore) must not push the
-    cluster as it was before the first wipe out of the backup root."""
-    src, _conn = k3s_files
-    names = [f"20260101T00000{i}Z" for i in range(1, 7)]
-    for name in names:
-        recovery_backup(tmp_path, src, name, keep=2)
-    left = sorted(p.name for p in (tmp_path / "backups").iterdir())
-    assert left == [names[0], names[-2], names[-1]]
-    assert verify(str(tmp_path / "backups" / names[0]))["ok"]
-
-
-def test_retention_skips_a_first_backup_that_does_not_verify(tmp_path, k3s_files):
-    src, _conn = k3s_files
-    for name in ("20260101T000001Z", "20260101T000002Z", "20260101T000003Z", "20260101T000004Z"):
-        recovery_backup(tmp_path, src, name)
-    (tmp_path / "backups" / "20260101T000001Z" / "files").joinpath(
-        *str(src / "config.yaml").lstrip("/").split("/")
-    ).write_text("x")
-    recovery_backup(tmp_path, src, "20260101T000005Z", strategy="scheduled", keep=1)
-    # 000001Z no longer verifies: 000002Z is the oldest pre-wipe restore point, 000004Z the newest.
-    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == [
-        "20260101T000002Z", "20260101T000004Z", "20260101T000005Z",
-    ]  # fmt: skip
-
-
-def test_retention_keeps_the_newest_verified_backup_when_newer_ones_are_damaged(tmp_path, k3s_files):
-    """protected_backups on a root whose newest backups do not verify: the newest one that does
-    is the restore point and stays, whatever the count."""
-    src, _conn = k3s_files
-    for name in ("20260101T000001Z", "20260101T000002Z", "20260101T000003Z"):
-        recovery_backup(tmp_path, src, name, strategy="reset")
-    for name in ("20260101T000002Z", "20260101T000003Z"):
-        (tmp_path / "backups" / name / "manifest.json").write_text("{}")
-    root = str(tmp_path / "backups")
-    names = k3s_backup.backup_names(root)
-    # A run that has not written its own backup yet (current is not among them).
-    why = k3s_backup.protected_backups(root, names, root + "/20260101T000004Z")
-    assert why["20260101T000001Z"] == "the newest verified backup"
-    assert k3s_backup.prune(root, 1, root + "/20260101T000004Z") == ["20260101T000002Z"]
 
 
 def test_online_copy_of_a_live_wal_datastore_verifies_and_restores(tmp_path, k3s_files):

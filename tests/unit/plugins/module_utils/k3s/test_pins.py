@@ -139,7 +139,7 @@ def rendered_settings(tmp_path, config_file, data_dir, **pins):
         backup_root=str(tmp_path / "backups"), pv_paths=[], keep_backups=5, ready_timeout=60, stop_timeout=30,
         stack_dir="", project_name="", compose_files=["docker-compose.yaml"], app_kubeconfig="",
         app_kubeconfig_mode="0600", cert_generator_service="cert-generator", worker_services=["k8s-worker"],
-        app_probe_path="/api/v1/namespaces", app_timeout=60, lock_path=str(tmp_path / "lock"), lock_ttl=3600,
+        app_probe_path="/api/v1/namespaces", app_timeout=60, lock_path=str(tmp_path / "lock"),
     )  # fmt: skip
     settings.update(pins)
     return settings

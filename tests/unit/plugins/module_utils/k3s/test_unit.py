@@ -38,7 +38,8 @@ def test_unit_state_asks_systemctl_for_the_properties_and_reports_its_error():
             "systemctl",
             "show",
             "k3s",
-            "--property=ActiveState,SubState,Result,NRestarts,LoadState,MainPID,InactiveExitTimestampMonotonic",
+            "--property=ActiveState,SubState,Result,NRestarts,LoadState,MainPID,InactiveExitTimestampMonotonic,"
+            "UnitFileState",
         ]
     ]
     assert is_crash_looping(state)

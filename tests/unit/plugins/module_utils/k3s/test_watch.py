@@ -56,7 +56,7 @@ def settings(tmp_path, **extra):
         stack_dir="/opt/Integr8sCode", project_name="custom", compose_files=["docker-compose.yaml"],
         app_kubeconfig="/opt/Integr8sCode/backend/kubeconfig.yaml", app_kubeconfig_mode="0600",
         cert_generator_service="cert-generator", worker_services=["k8s-worker"], app_probe_path="/api/v1/namespaces",
-        app_timeout=60, lock_path=str(tmp_path / "lock"), lock_ttl=3600,
+        app_timeout=60, lock_path=str(tmp_path / "lock"),
     )  # fmt: skip
     base.update(extra)
     return base

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import watch  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import detect  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import Journal  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (  # noqa: E402
     ModuleFailure,
     Rebuild,
@@ -237,6 +238,22 @@ ROWS = [
         state={"failed_recovery": {"at": 900.0, "stage": "k3s_ready", "backup": "/var/backups/x"}},
     ),
     row(
+        "the backup failed on a full disk after a move to Wi-Fi; k3s crash-loops on the old address",
+        [nic("eth0", carrier=False), WLAN],
+        [default("wlan0", "10.20.30.1", 600)],
+        "warn",
+        unit={"ActiveState": "activating", "SubState": "auto-restart", "NRestarts": "9", "MainPID": "0"},
+        state={"failed_recovery": {"at": 900.0, "stage": "backup", "backup": None}},
+    ),
+    row(
+        "a recovery killed after its wipe (SIGKILL, power cut): its journal is left",
+        [ETH0],
+        LAN_ROUTES,
+        "recover",
+        "192.168.1.20",
+        recovery_journal="wiped",
+    ),
+    row(
         "k3s stopped by a person (no recovery involved)",
         [ETH0],
         LAN_ROUTES,
@@ -277,6 +294,8 @@ def test_the_watcher_decides_each_host_event(tmp_path, case):
         etcd=kwargs.pop("etcd", False),
     )
     host = Host(case["links"], case["routes"], kwargs.pop("unit", None), kwargs.pop("journal", ""))
+    if "recovery_journal" in kwargs:
+        Journal(files[1], "watch-1", node_ip=OLD, backup_dir="/b/1").note(kwargs.pop("recovery_journal"))
     decision = decide(tmp_path, host, files, **kwargs)
     assert (decision["action"], decision["target"] if expected == "recover" else None) == (expected, target), decision
     if expected != "recover":
