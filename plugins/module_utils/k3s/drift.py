@@ -29,7 +29,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datasto
     sqlite_nodes,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import describe as describe_journal
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import read_journal
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal import read_journal, writer_alive
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_address import (
     NodeAddressError,
     choose_node_address,
@@ -422,6 +422,10 @@ def detect(module, params):
     }
     findings = assess(facts) if installed else []
     interrupted = read_journal(data_dir)
+    if interrupted and writer_alive(interrupted):
+        # A recovery in progress (its process runs): not this check's to judge.
+        warnings.append("a recovery is in progress: %s" % describe_journal(interrupted).replace(" stopped at", " at"))
+        interrupted = None
     if interrupted:
         # A recovery that was killed: the next one undoes its stops or finishes it (journal.py).
         findings.append(dict(

@@ -27,6 +27,7 @@ import signal
 import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import process_identity
 
 JOURNAL_NAME = "integr8scode-recovery.json"
 # Stages before anything is deleted: undoing them means starting what was stopped.
@@ -65,6 +66,12 @@ def read_journal(data_dir):
     return entry if isinstance(entry, dict) and entry.get("stage") else None
 
 
+def writer_alive(entry):
+    """Whether the run that wrote ``entry`` still runs (the run lock's liveness test): a journal of
+    a live run is a recovery in progress, not an interrupted one."""
+    return bool(entry.get("pid")) and process_identity(entry["pid"]) == entry.get("process")
+
+
 def describe(entry):
     """One line for logs and drift findings."""
     return "recovery %s onto %s stopped at stage %s (%s), backup %s" % (
@@ -82,7 +89,7 @@ class Journal:
 
     def __init__(self, data_dir, run_id, **facts):
         self.path = journal_path(data_dir)
-        self.entry = dict(facts, run_id=run_id, steps=[])
+        self.entry = dict(facts, run_id=run_id, steps=[], pid=os.getpid(), process=process_identity(os.getpid()))
 
     def note(self, stage, **extra):
         self.entry.update(extra)

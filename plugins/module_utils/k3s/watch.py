@@ -91,7 +91,9 @@ def extend_unit_timeout(seconds):
 
 
 def log(priority, message):
-    sys.stdout.write("<%d>%s\n" % (priority, message))
+    """One journal record per line, each with the syslog priority (journald reads the <N> prefix
+    per line: the journal tail inside an error would otherwise drop to info, out of -p err)."""
+    sys.stdout.write("".join("<%d>%s\n" % (priority, line) for line in str(message).splitlines() or [""]))
     sys.stdout.flush()
 
 

@@ -27,6 +27,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.journal
     SignalGuard,
     journal_path,
     read_journal,
+    writer_alive,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (  # noqa: E402
     ModuleFailure,
@@ -295,3 +296,14 @@ def test_the_watcher_asks_systemd_for_its_backups_share_of_time(tmp_path, monkey
         server.close()
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert watch.extend_unit_timeout(10) is False
+
+
+def test_the_journal_of_a_run_in_progress_is_not_an_interrupted_recovery(tmp_path):
+    """The drift check (the watcher's, recover.yml's) runs while a recovery works: its journal names
+    a live process, so it is reported as in progress, not as an interrupted run to finish."""
+    live = Journal(str(tmp_path), "run-1", node_ip="10.0.0.5", backup_dir="/b/1")
+    live.note("app")
+    assert writer_alive(read_journal(str(tmp_path))) is True
+    live.entry["pid"] = 2**22 + 1
+    live.note("app")
+    assert writer_alive(read_journal(str(tmp_path))) is False

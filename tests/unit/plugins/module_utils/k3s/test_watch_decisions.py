@@ -88,6 +88,12 @@ LAN_ROUTES = [default("eth0"), prefix("192.168.1.0/24", "eth0")]
 NORDLYNX = tunnel("nordlynx", "10.5.0.2/16")
 
 
+def killed(journal, stage):
+    """``journal`` at ``stage`` as a run left it that was killed there: its process is gone."""
+    journal.entry["pid"] = 2**22 + 1  # beyond Linux's largest pid_max: no process has it
+    journal.note(stage)
+
+
 def row(event, links, routes, expected, target=None, **kwargs):
     return pytest.param(dict(links=links, routes=routes, expected=expected, target=target, kwargs=kwargs), id=event)
 
@@ -295,7 +301,7 @@ def test_the_watcher_decides_each_host_event(tmp_path, case):
     )
     host = Host(case["links"], case["routes"], kwargs.pop("unit", None), kwargs.pop("journal", ""))
     if "recovery_journal" in kwargs:
-        Journal(files[1], "watch-1", node_ip=OLD, backup_dir="/b/1").note(kwargs.pop("recovery_journal"))
+        killed(Journal(files[1], "watch-1", node_ip=OLD, backup_dir="/b/1"), kwargs.pop("recovery_journal"))
     decision = decide(tmp_path, host, files, **kwargs)
     assert (decision["action"], decision["target"] if expected == "recover" else None) == (expected, target), decision
     if expected != "recover":
