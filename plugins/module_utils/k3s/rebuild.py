@@ -456,7 +456,9 @@ class Rebuild:
         if stopper is not None:
             stopper.wait(self.p["app_timeout"])
         if stopper is not None or (start_workers and self.p["stack_dir"]):
-            argv = self.bounded(self.p["app_timeout"], *self.compose("start", *self.p["worker_services"]))
+            # restart, not start: a stop signal also reaches the `docker compose stop` of the
+            # workers, whose stop the daemon finishes after a `start` would have returned.
+            argv = self.bounded(self.p["app_timeout"], *self.compose("restart", *self.p["worker_services"]))
             self.runner.run_command(argv, cwd=self.p["stack_dir"])
         if was_active:
             try:

@@ -175,7 +175,7 @@ def test_sigterm_during_the_backup_starts_k3s_and_the_workers_again_and_releases
         execute(job)
     assert job.result["stage"] == "interrupted" and "killall" not in job.steps
     assert runner.ran("start", "k3s"), runner.calls
-    assert runner.ran("compose", "start"), runner.calls
+    assert runner.ran("compose", "restart"), runner.calls
     assert not os.path.exists(params(tmp_path)["lock_path"]) and read_journal(job.p["data_dir"]) is None
 
 
