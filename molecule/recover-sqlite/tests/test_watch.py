@@ -388,7 +388,12 @@ def test_a_recovery_killed_after_the_wipe_is_finished_by_the_next_recover_yml(ho
         stop_watcher(host)
         killed = recovery_journal(host)
         assert killed.get("stage") == "app", killed
-        run = ansible_playbook(RECOVER, "-e", "k3s_recover_confirm=true")
+        # The watcher settings of this phase stay (recover.yml renders them too): the limit of
+        # automatic recoveries is raised for the heal back below.
+        run = ansible_playbook(
+            RECOVER, "-e", json.dumps({"k3s_recover_confirm": True, "k3s_recover_watch_mode": "recover",
+                                       "k3s_recover_watch_max_recoveries": 20}),
+        )  # fmt: skip
     finally:
         set_ready_delay(host, 2)
     text = flat(run.output)

@@ -73,7 +73,9 @@ class History:
     def __init__(self):
         self.backups, self.label, self.ok = [], {}, {}
 
-    def take(self, label, at, kind=PRE_WIPE, counts=EMPTY, *, verified=True, sealed=None, size=40, legacy=False):
+    def take(self, label, at, kind=PRE_WIPE, counts=(), *, verified=True, sealed=None, size=40, legacy=False):
+        # counts: () (the default) an empty cluster, None nothing counted (etcd, older versions).
+        counts = EMPTY if counts == () else counts
         name, number = stamp(at), 1
         while name in self.ok:
             number += 1
@@ -120,8 +122,9 @@ def rows():
         january_june(), epoch("2026-06-01 12:00"), 2, KEEP_DAYS, set("ABCDEFG") - {"A"},
     )  # fmt: skip
     later = january_june().take("H", epoch("2026-07-01 03:00"), kind="scheduled", counts=EMPTY)
-    r["january recovery, june burst of wipes, a month later"] = (later, epoch("2026-07-01 03:00"), 2, KEEP_DAYS,
-                                                                 {"B", "G", "H"})  # fmt: skip
+    r["january recovery, june burst of wipes, a month later"] = (
+        later, epoch("2026-07-01 03:00"), 2, KEEP_DAYS, {"B", "G", "H"}
+    )  # fmt: skip
     r["june burst, no time window: only what the datastore held counts"] = (
         january_june(), epoch("2026-06-01 12:00"), 2, 0, {"B", "F", "G"},
     )  # fmt: skip
@@ -129,8 +132,9 @@ def rows():
     daily = History()
     for day in range(1, 11):
         daily.take(f"d{day}", epoch("2026-03-01 02:00") + day * DAY, "scheduled", dict(JANUARY, pods=5 + day))
-    r["daily scheduled backups of a growing cluster"] = (daily, epoch("2026-03-11 02:00"), 5, KEEP_DAYS,
-                                                        {f"d{d}" for d in range(6, 11)})  # fmt: skip
+    r["daily scheduled backups of a growing cluster"] = (
+        daily, epoch("2026-03-11 02:00"), 5, KEEP_DAYS, {f"d{d}" for d in range(6, 11)}
+    )  # fmt: skip
 
     deleted = History()
     for day in range(1, 13):
@@ -155,13 +159,15 @@ def rows():
     never = History().take("X", epoch("2026-01-10 10:00"), counts=JANUARY)
     never.take("F", epoch("2026-02-10 03:00"), "scheduled", JUNE, verified=False)
     never.take("C", epoch("2026-02-11 03:00"), "scheduled", EMPTY)
-    r["a failed backup never supersedes one taken before a wipe"] = (never, epoch("2026-02-11 03:00"), 2, KEEP_DAYS,
-                                                                    {"X", "F", "C"})  # fmt: skip
+    r["a failed backup never supersedes one taken before a wipe"] = (
+        never, epoch("2026-02-11 03:00"), 2, KEEP_DAYS, {"X", "F", "C"}
+    )  # fmt: skip
 
     damaged = History().take("D", epoch("2026-06-01 10:00"), counts=JUNE, verified=False, sealed=True)
     damaged.take("E", epoch("2026-06-01 10:30")).take("S", epoch("2026-07-01 03:00"), "scheduled", EMPTY)
-    r["a backup taken before a wipe and damaged since"] = (damaged, epoch("2026-07-01 03:00"), 1, KEEP_DAYS,
-                                                          {"D", "S"})  # fmt: skip
+    r["a backup taken before a wipe and damaged since"] = (
+        damaged, epoch("2026-07-01 03:00"), 1, KEEP_DAYS, {"D", "S"}
+    )  # fmt: skip
 
     # The clock is set back between O and P (a dead RTC at boot, before NTP): P's name is years older
     # than O's, yet P was taken after O and holds the newer cluster.
@@ -180,8 +186,9 @@ def rows():
     second.take("W", epoch("2026-06-01 03:00"), counts=JUNE)
     for i in range(3):
         second.take(f"e{i}", epoch("2026-06-01 04:00") + i * HOUR)
-    r["a scheduled backup and a recovery in the same second"] = (second, epoch("2026-07-01 00:00"), 2, KEEP_DAYS,
-                                                                {"W", "e1", "e2"})  # fmt: skip
+    r["a scheduled backup and a recovery in the same second"] = (
+        second, epoch("2026-07-01 00:00"), 2, KEEP_DAYS, {"W", "e1", "e2"}
+    )  # fmt: skip
 
     etcd = History().take("A", epoch("2026-01-12 09:00"), counts=None, size=30)
     etcd.take("B", epoch("2026-06-01 10:00"), counts=None, size=80)
@@ -196,8 +203,9 @@ def rows():
     for label, size in (("L1", 20), ("L2", 60), ("L3", 10)):
         legacy.take(label, epoch("2026-01-01 10:00") + len(legacy.backups) * DAY, counts=None, size=size, legacy=True)
     legacy.take("N", epoch("2026-02-01 10:00"), "scheduled", JANUARY)
-    r["backups of an older version (no sequence, nothing counted)"] = (legacy, epoch("2026-02-01 10:00"), 1,
-                                                                      KEEP_DAYS, {"L2", "L3", "N"})  # fmt: skip
+    r["backups of an older version (no sequence, nothing counted)"] = (
+        legacy, epoch("2026-02-01 10:00"), 1, KEEP_DAYS, {"L2", "L3", "N"}
+    )  # fmt: skip
 
     window = History()
     for i in range(4):
@@ -352,7 +360,7 @@ def test_backup_names_take_a_suffix_and_sort_by_it():
 def test_claim_takes_the_next_free_name_and_lists_in_order(tmp_path):
     root = tmp_path / "backups"
     wanted = str(root / "20260101T000000Z")
-    claimed = [claim_backup_dir(wanted) for _ in range(12)]
+    claimed = [claim_backup_dir(wanted) for _attempt in range(12)]
     assert [os.path.basename(p) for p in claimed] == ["20260101T000000Z"] + [
         f"20260101T000000Z-{n}" for n in range(2, 13)
     ]
