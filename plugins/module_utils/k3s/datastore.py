@@ -14,6 +14,7 @@ import re
 import sqlite3
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import is_ip, scalar
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import bounded_argv
 
 
 def datastore_kind(data_dir, config, installed=True):
@@ -125,11 +126,13 @@ def sqlite_object_counts(db_path):
     return counts, None
 
 
-def api_node_names(run_command, k3s_binary, kubeconfig, timeout_bin="timeout"):
+def api_node_names(runner, k3s_binary, kubeconfig):
     """(node names, error) as the API lists them: embedded etcd's bbolt file cannot be read
-    while k3s holds it, so with etcd the nodes are only known while k3s serves."""
-    argv = [timeout_bin, "10", k3s_binary, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"]
-    rc, out, err = run_command(argv)
+    while k3s holds it, so with etcd the nodes are only known while k3s serves. ``runner``:
+    run_command and get_bin_path (an AnsibleModule, host.LocalRunner)."""
+    argv = bounded_argv(runner.get_bin_path, 10, k3s_binary, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes",
+                        "-o", "name")  # fmt: skip
+    rc, out, err = runner.run_command(argv)
     if rc != 0:
         return [], "cannot list the nodes through the API (%s): %s" % (" ".join(argv[2:]), (err or out).strip()[-300:])
     return sorted(line.split("/", 1)[-1] for line in out.split() if line.strip()), None

@@ -384,7 +384,7 @@ def detect(module, params):
     if datastore == "etcd":
         k3s_binary = module.get_bin_path("k3s")
         if service.get("active_state") == "active" and k3s_binary and params["kubeconfigs"]:
-            names, nodes_unknown = api_node_names(module.run_command, k3s_binary, params["kubeconfigs"][0])
+            names, nodes_unknown = api_node_names(module, k3s_binary, params["kubeconfigs"][0])
             nodes = dict((name, []) for name in names)
         else:
             nodes_unknown = "k3s does not serve its API (%s)" % service.get("active_state")
@@ -424,7 +424,7 @@ def detect(module, params):
     interrupted = read_journal(data_dir)
     if interrupted and writer_alive(interrupted):
         # A recovery in progress (its process runs): not this check's to judge.
-        warnings.append("a recovery is in progress: %s" % describe_journal(interrupted).replace(" stopped at", " at"))
+        warnings.append("a recovery is in progress: %s" % describe_journal(interrupted, "now at"))
         interrupted = None
     if interrupted:
         # A recovery that was killed: the next one undoes its stops or finishes it (journal.py).

@@ -72,11 +72,12 @@ def writer_alive(entry):
     return bool(entry.get("pid")) and process_identity(entry["pid"]) == entry.get("process")
 
 
-def describe(entry):
-    """One line for logs and drift findings."""
-    return "recovery %s onto %s stopped at stage %s (%s), backup %s" % (
+def describe(entry, where="stopped at"):
+    """One line for logs and drift findings; ``where``: how the run stands at its stage."""
+    return "recovery %s onto %s %s stage %s (%s), backup %s" % (
         entry.get("run_id"),
         entry.get("node_ip"),
+        where,
         entry.get("stage"),
         "nothing deleted yet" if entry.get("stage") in BEFORE_WIPE else "after the wipe began",
         entry.get("backup_dir"),

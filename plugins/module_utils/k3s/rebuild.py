@@ -654,8 +654,7 @@ class Rebuild:
             self.target_still_assigned()
         # From here a signal no longer stops the run: it finishes or rolls back (journal.py).
         self.guard.critical = True
-        if self.journal is not None:
-            self.journal.note("wiping")
+        self.journal.note("wiping")
         if p["strategy"] == "wipe":
             # k3s.yaml goes too (it is in the backup): k3s writes a new one for the new CA on
             # start, and nothing may read the stale one in between.
@@ -674,8 +673,7 @@ class Rebuild:
             self.run(
                 self.bounded(p["snapshot_timeout"], p["binary"], "certificate", "rotate"), "k3s certificate rotate"
             )
-        if self.journal is not None:
-            self.journal.note("wiped")
+        self.journal.note("wiped")
         # One deadline for start, restart and readiness: the whole wait is ready_timeout.
         self.ready_deadline = Deadline(p["ready_timeout"])
         self.start_k3s("start")

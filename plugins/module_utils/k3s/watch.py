@@ -44,6 +44,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.node_ad
     NodeAddressError,
     read_network,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import ARGUMENT_SPEC as REBUILD_SPEC
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild import (
     SCHEDULED_LOCK_WAIT,
     SCHEDULED_RUN_ID,
@@ -57,6 +58,8 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
 HOUR = 3600
 RECOVER_HINT = "ansible-playbook playbooks/recover.yml -e k3s_recover_confirm=true"
 HOLD_RELEASE_HINT = "integr8scode-k3s-drift-check --release, or recover.yml"
+# Settings rendered by a role older than the installed library have no keep_days: the module's.
+KEEP_DAYS_DEFAULT = REBUILD_SPEC["keep_days"]["default"]
 
 
 # The slowest copy rate the backup budget assumes (bytes/s): a laptop disk under load, read and
@@ -417,8 +420,8 @@ class Watcher:
             state="rebuilt", strategy=s["strategy"], datastore=result["datastore"], node_ip=target,
             flannel_iface=result["recommended_flannel_iface"], node_name=result["node_name"],
             backup_dir=os.path.join(s["backup_root"].rstrip("/"), stamp), backup_paths=s["pv_paths"],
-            keep_backups=int(s["keep_backups"]), keep_days=int(s.get("keep_days", 7)), service=s["service"],
-            binary=s["binary"],
+            keep_backups=int(s["keep_backups"]), keep_days=int(s.get("keep_days", KEEP_DAYS_DEFAULT)),
+            service=s["service"], binary=s["binary"],
             config_file=s["config_file"], data_dir=result["data_dir"], admin_kubeconfig=s["admin_kubeconfig"],
             user_kubeconfig=user, ready_timeout=float(s["ready_timeout"]), stop_timeout=float(s["stop_timeout"]),
             stack_dir=s["stack_dir"] or None, project_name=s["project_name"] or None,
@@ -603,7 +606,7 @@ def backup(settings, runner, lock_wait=SCHEDULED_LOCK_WAIT):
     params = with_defaults(
         state="backed_up", datastore=datastore, backup_dir=os.path.join(settings["backup_root"].rstrip("/"), stamp),
         backup_paths=settings["pv_paths"], keep_backups=int(settings["keep_backups"]),
-        keep_days=int(settings.get("keep_days", 7)), binary=settings["binary"],
+        keep_days=int(settings.get("keep_days", KEEP_DAYS_DEFAULT)), binary=settings["binary"],
         config_file=settings["config_file"], data_dir=data_dir,
         admin_kubeconfig=settings["admin_kubeconfig"], run_id="%s%s-%d" % (SCHEDULED_RUN_ID, stamp, os.getpid()),
         lock_path=settings["lock_path"], lock_owner="integr8scode-k3s-drift-check --backup (scheduled backup)",
