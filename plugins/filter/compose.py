@@ -11,17 +11,14 @@ mask_secrets: compose output with secret values replaced.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
+    drift,
     mask,
     oneshots_from_config,
 )
-
-CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
-_CONFIG_HASH = re.compile(r"(?:^|,)" + re.escape(CONFIG_HASH_LABEL) + r"=([^,]*)")
 
 
 def _is_list(value):
@@ -41,22 +38,6 @@ def compose_oneshots(config):
     return sorted(oneshots_from_config(services))
 
 
-def _config_hash(labels):
-    # `docker compose ps --format json` prints Labels as one "key=value,key=value" string.
-    if isinstance(labels, Mapping):
-        value = labels.get(CONFIG_HASH_LABEL)
-        return None if value is None else str(value)
-    match = _CONFIG_HASH.search(labels if isinstance(labels, str) else "")
-    return match.group(1) if match else None
-
-
-def _exit_code(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None  # unknown is not success
-
-
 def compose_drift(containers, hashes, oneshots, pulled=False):
     """One '<service>: <problem>' line per thing that is not converged; empty when `up` has nothing to do."""
     if not _is_list(containers) or not all(isinstance(c, Mapping) for c in containers):
@@ -71,29 +52,7 @@ def compose_drift(containers, hashes, oneshots, pulled=False):
         )
     if not _is_list(oneshots):
         raise AnsibleFilterError("compose_drift oneshots must be a list of service names, got %r" % (oneshots,))
-    oneshots = set(oneshots)
-    problems = []
-    for service, config_hash in hashes.items():
-        found = [c for c in containers if c.get("Service") == service]
-        if not found:
-            problems.append("%s: no container" % service)
-        for container in found:
-            state = container.get("State", "")
-            exit_code = container.get("ExitCode", "")
-            if _config_hash(container.get("Labels")) != str(config_hash):
-                problems.append("%s: configuration changed" % service)
-            elif service in oneshots:
-                # A one-shot may still be running (up is then already under way) or must have exited 0.
-                if not (state == "running" or (state == "exited" and _exit_code(exit_code) == 0)):
-                    problems.append("%s: one-shot %s (exit %s)" % (service, state, exit_code))
-            elif state not in ("running", "restarting"):
-                problems.append("%s: %s" % (service, state))
-    for container in containers:
-        if container.get("Service") not in hashes:
-            problems.append("%s: orphan" % container.get("Service"))
-    if pulled:
-        problems.append("images pulled")
-    return problems
+    return drift(containers, hashes, oneshots, pulled)
 
 
 def mask_secrets(text, secrets):

@@ -94,6 +94,24 @@ options:
     description: Log lines returned per failing container.
     type: int
     default: 30
+  kubeconfig_consumers:
+    description:
+      - Services that read the app kubeconfig once at start (upstream's C(k8s-worker), C(pod-monitor)).
+        When one of them fails, the failure adds the state and last log lines of O(generator), whose
+        Kubernetes step is where the real error is (its exit code is only its second script's), and
+        says when it exited 0 without writing a fresh O(kubeconfig).
+    type: list
+    elements: str
+    default: []
+  generator:
+    description: The one-shot that writes the app kubeconfig.
+    type: str
+    default: cert-generator
+  kubeconfig:
+    description:
+      - The app kubeconfig on the host, to tell whether O(generator)'s latest run wrote it (its
+        modification time against the container's start).
+    type: path
   docker_host:
     description: Docker daemon address. Defaults to C(DOCKER_HOST), else the local socket.
     type: str
@@ -135,6 +153,12 @@ EXAMPLES = r"""
     project_src: /opt/Integr8sCode
     timeout: 300
   register: stack_wait
+
+- name: Wait, and explain a failing worker by cert-generator's log and the kubeconfig's age
+  integr8scode.provision.compose_wait:
+    project_src: /opt/Integr8sCode
+    kubeconfig_consumers: [k8s-worker, pod-monitor]
+    kubeconfig: /opt/Integr8sCode/backend/kubeconfig.yaml
 
 - name: Wait for a subset of an already running project, by name
   integr8scode.provision.compose_wait:
@@ -190,14 +214,24 @@ healthcheck_logs:
   returned: failure
   type: dict
 logs:
-  description: Per failing service, the last O(log_lines) lines of its container's log.
+  description:
+    - Per failing service, the last O(log_lines) lines of its container's log; with a failing
+      O(kubeconfig_consumers) service also O(generator)'s.
   returned: failure
   type: dict
+generator:
+  description:
+    - When a O(kubeconfig_consumers) service failed, O(generator)'s verdict, e.g.
+      V(cert-generator exited 0 without writing a fresh kubeconfig (...)).
+  returned: failure of a kubeconfig consumer
+  type: dict
+  sample: {service: cert-generator, verdict: "cert-generator exited 0 without writing a fresh kubeconfig (...)"}
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.app import explain_consumers
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
     ComposeProbe,
     EventWaker,
@@ -209,6 +243,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     DockerException,
     docker_client,
     load_definition,
+    mask,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.poll import (
     check_mode_result,
@@ -229,6 +264,9 @@ def main():
         unhealthy_grace=dict(type="float", default=30.0),
         stable_seconds=dict(type="float", default=5.0, aliases=["stable_after_restart"]),
         log_lines=dict(type="int", default=30),
+        kubeconfig_consumers=dict(type="list", elements="str", default=[]),
+        generator=dict(type="str", default="cert-generator"),
+        kubeconfig=dict(type="path"),
         docker_host=dict(type="str"),
     )
     argument_spec.update(poll_argument_spec(timeout=300.0))
@@ -313,7 +351,22 @@ def main():
         msg = "compose project %s cannot become ready: %s" % (definition.name, outcome.message)
     else:
         msg = "compose project %s not ready after %ss: %s" % (definition.name, p["timeout"], outcome.message)
-    module.fail_json(msg=with_log_tail(msg, logs), **result)
+    consumers = sorted(set(bad) & set(p["kubeconfig_consumers"]))
+    if consumers and p["generator"] in known:
+        sentence, generator_logs = explain_consumers(
+            client, definition, p["generator"], p["kubeconfig"], p["log_lines"]
+        )
+        secrets = probe.env_values()
+        logs.setdefault(p["generator"], [mask(line, secrets) for line in generator_logs])
+        result.update(generator=dict(service=p["generator"], verdict=sentence))
+        msg = "%s. %s %s the app kubeconfig: %s" % (
+            msg,
+            ", ".join(consumers),
+            "reads" if len(consumers) == 1 else "read",
+            sentence,
+        )
+    msg = with_log_tail(msg, logs)
+    module.fail_json(msg=msg, **result)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ STACK_DIR = "/opt/Integr8sCode"
 KUBECONFIG = f"{STACK_DIR}/backend/kubeconfig.yaml"
 PROJECT = "integr8scode"
 DEPLOY_USER = "i8c-operator"
-ONESHOTS = {"shared-ca", "cert-generator", "user-seed"}
-LONG_RUNNING = {"mongo", "redis", "backend", "frontend", "k8s-worker", "pod-monitor", "result-processor"}
+ONESHOTS = {"base", "shared-ca", "cert-generator", "user-seed"}
+LONG_RUNNING = {"mongo", "redis", "kafka", "backend", "frontend", "k8s-worker", "pod-monitor", "result-processor"}
 
 
 def containers(host) -> dict[str, dict]:

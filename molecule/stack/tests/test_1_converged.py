@@ -36,7 +36,7 @@ def test_every_service_is_up(host):
 def test_healthchecks_are_where_upstream_has_them(host):
     # Upstream's workers have none ("started" = running); nothing here may rest on their health.
     found = containers(host)
-    for name in ("backend", "frontend", "mongo", "redis"):
+    for name in ("backend", "frontend", "mongo", "redis", "kafka"):
         assert "Health" in found[name]["State"], f"{name} has no healthcheck"
     for name in ("k8s-worker", "pod-monitor", "result-processor"):
         assert "Health" not in found[name]["State"], f"{name} has a healthcheck upstream's lacks"
@@ -73,6 +73,7 @@ def test_env_file_is_private_and_complete(host):
         "GRAFANA_ADMIN_PASSWORD",
         "IMAGE_TAG",
         "COMPOSE_PROFILES",
+        "COMPOSE_FILE",
     ):
         assert key in env, f"{key} missing from .env"
     assert len(env["SECRET_KEY"]) >= 32
@@ -92,9 +93,9 @@ def test_generated_secrets_are_kept_privately(host):
 def test_the_stack_uses_the_secrets(host):
     # redis runs with the generated password: the right one is accepted, none is refused.
     env = env_values(host)
-    ok = host.run(f"docker exec integr8scode-redis-1 redis-cli --no-auth-warning -a '{env['REDIS_PASSWORD']}' ping")
+    ok = host.run(f"docker exec redis redis-cli --no-auth-warning -a '{env['REDIS_PASSWORD']}' ping")
     assert ok.stdout.strip() == "PONG"
-    refused = host.run("docker exec integr8scode-redis-1 redis-cli ping")
+    refused = host.run("docker exec redis redis-cli ping")
     assert "NOAUTH" in refused.stdout + refused.stderr
 
 

@@ -5,6 +5,7 @@ the play with a clear message. Each destructive case restores the stack."""
 import json
 
 from stackhost import KUBECONFIG, STACK_DIR, containers, secret_values
+from testhost import flat
 
 
 def snapshot(host):
@@ -96,3 +97,110 @@ def test_cert_generator_exiting_0_without_a_fresh_kubeconfig_fails_the_play(host
     finally:
         restore(host, ansible_playbook)
     assert host.file(KUBECONFIG).mtime > mtime
+
+
+def refresh(host):
+    """The refresh service re-runs cert-generator and restarts the workers (the role's own fix for
+    workers on a stale kubeconfig); its outcome is kept for --status."""
+    return host.run("systemctl start integr8scode-kubeconfig-refresh.service")
+
+
+def test_workers_on_an_empty_kubeconfig_crash_loop_and_the_failure_shows_cert_generators_log(
+    host, ansible_playbook
+):
+    # A first deploy's state: an empty kubeconfig, and a cert-generator whose Kubernetes step fails
+    # (its Kueue wait, upstream) yet exits 0. The workers, started on that file, exit at once
+    # (upstream's load_kube_config raises) and Docker restarts them: the crash loop.
+    host.run(f"truncate -s 0 {KUBECONFIG}")
+    host.run("docker restart k8s-worker pod-monitor")
+    run = run_stack(ansible_playbook, {"stack_env_extra": {"FIXTURE_K8S_SETUP_FAIL": "1"}})
+    try:
+        assert run.returncode != 0, run.output[-3000:]
+        worker = containers(host)["k8s-worker"]
+        assert worker["RestartCount"] >= 1, worker["State"]
+        assert "Invalid kube-config file. No configuration found." in host.run("docker logs k8s-worker 2>&1").stdout
+        # compose_wait names the crash loop, then why: cert-generator's verdict and its own log.
+        # The message as one line (the yaml callback folds long strings).
+        failure = flat(run.output)
+        assert "k8s-worker: restarted" in failure and "crash loop" in failure, run.output[-4000:]
+        # One or both consumers may have passed the threshold when the wait fails ("reads"/"read").
+        assert "the app kubeconfig: cert-generator exited 0 without writing a fresh kubeconfig" in failure, (
+            run.output[-4000:]
+        )
+        assert "cannot connect to Kubernetes cluster (FIXTURE_K8S_SETUP_FAIL)" in failure, run.output[-4000:]
+        for value in secret_values(host)[:-1]:
+            assert value not in run.output, "a secret appears in the failure output"
+    finally:
+        # The role's rerun alone cannot start workers that are deep in Docker's back-off; the
+        # refresh re-runs cert-generator and restarts them, after which the role converges.
+        run_stack(ansible_playbook)
+        assert refresh(host).rc == 0, host.run("journalctl -u integr8scode-kubeconfig-refresh -n 30").stdout
+        restore(host, ansible_playbook)
+
+
+def test_a_failed_refresh_is_reported(host):
+    status = host.run("/usr/local/sbin/integr8scode-kubeconfig-refresh --status")
+    before = status.stdout
+    host.run("systemctl stop k3s")
+    try:
+        assert refresh(host).rc != 0
+        status = host.run("/usr/local/sbin/integr8scode-kubeconfig-refresh --status")
+        assert status.rc == 1, status.stdout
+        assert status.stdout.startswith("kubeconfig refresh: FAILED at "), status.stdout
+        assert "not rewritten by the latest cert-generator run" in status.stdout
+        errors = host.run("journalctl -u integr8scode-kubeconfig-refresh -p err --no-pager -n 20").stdout
+        assert "kubeconfig refresh failed" in errors
+    finally:
+        host.run("systemctl start k3s")
+        host.run("timeout 120 sh -c 'until k3s kubectl get nodes | grep -qw Ready; do sleep 1; done'")
+    assert refresh(host).rc == 0
+    status = host.run("/usr/local/sbin/integr8scode-kubeconfig-refresh --status")
+    assert status.rc == 0 and status.stdout.startswith("kubeconfig refresh: ok at "), (before, status.stdout)
+
+
+def test_a_container_name_held_by_another_project_is_refused_before_up(host, ansible_playbook):
+    image = containers(host)["result-processor"]["Config"]["Image"]
+    host.run("docker rm -f result-processor")
+    host.run(
+        f"docker run -d --name result-processor --label com.docker.compose.project=old-deploy {image} fixture idle"
+    )
+    try:
+        run = run_stack(ansible_playbook)
+        assert run.returncode != 0, run.output[-2000:]
+        assert "container name result-processor (service result-processor): held by container" in run.output
+        assert "compose project old-deploy" in run.output
+    finally:
+        host.run("docker rm -f result-processor")
+        restore(host, ansible_playbook)
+
+
+def test_a_published_port_held_by_another_program_is_refused_before_up(host, ansible_playbook):
+    host.run("docker stop frontend")
+    host.run("systemd-run --unit=i8c-port-5001 python3 -m http.server 5001 --bind 0.0.0.0")
+    host.run("timeout 10 sh -c 'until ss -Hltn | grep -q :5001; do sleep 0.2; done'")
+    try:
+        run = run_stack(ansible_playbook)
+        assert run.returncode != 0, run.output[-2000:]
+        assert "port 0.0.0.0:5001 (service frontend): held by python3" in run.output
+    finally:
+        host.run("systemctl stop i8c-port-5001")
+        restore(host, ansible_playbook)
+
+
+def test_mem_limits_beyond_the_host_memory_warn_and_fail_when_strict(host, ansible_playbook):
+    # An extra compose file (stack_compose_files) that asks more memory than the host has.
+    host.run(f"printf 'services:\\n  mongo:\\n    mem_limit: 4096g\\n' > {STACK_DIR}/test-memory.yaml")
+    files = {"stack_compose_files": ["docker-compose.yaml", "test-memory.yaml"]}
+    try:
+        warned = ansible_playbook("stack-only.yml", "--check", "-e", json.dumps(files))
+        assert warned.returncode == 0, warned.output[-2000:]
+        assert "the services' mem_limits add up to" in warned.output
+        assert "mongo 4194304 MiB" in warned.output
+        before = snapshot(host)
+        strict = run_stack(ansible_playbook, {**files, "stack_min_memory_check": "strict"})
+        assert strict.returncode != 0
+        assert "(stack_min_memory_check: strict)" in strict.output
+        assert snapshot(host)["containers"] == before["containers"]
+    finally:
+        host.run(f"rm -f {STACK_DIR}/test-memory.yaml")
+        restore(host, ansible_playbook)

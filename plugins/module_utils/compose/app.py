@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
 import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
@@ -20,7 +22,11 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     failure_details,
     with_log_tail,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import containers_of
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
+    containers_of,
+    started_epoch,
+)
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
     PROBE_PATH,
     judge,
@@ -81,6 +87,40 @@ def wait_services(client, definition, services, oneshots, *, timeout, what):
             logs=logs,
         )
     return seen
+
+
+def explain_consumers(client, definition, generator, kubeconfig, log_lines=LOG_LINES):
+    """Why kubeconfig consumers may be failing: (sentence, generator's log lines). Upstream's
+    cert-generator does the Kubernetes part in its first script and exits with the second's code
+    (cert-generator/Dockerfile), so its exit code hides a failed Kueue step; its log tail holds
+    the real error, and a kubeconfig older than its latest run says it never got that far."""
+    ids = containers_of(client, definition.name, generator)
+    if not ids:
+        return "%s has no container" % generator, []
+    info = client.api.inspect_container(ids[0])
+    state = info.get("State") or {}
+    try:
+        raw = client.api.logs(ids[0], stdout=True, stderr=True, tail=log_lines)
+    except Exception as exc:  # the explanation must not hide the failure it explains
+        raw = ("(logs unavailable: %s)" % exc).encode()
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    lines = text.splitlines()[-log_lines:]
+    if state.get("Status") == "running":
+        return "%s is still running" % generator, lines
+    exit_code = state.get("ExitCode")
+    sentence = "%s exited %s" % (generator, exit_code)
+    if kubeconfig:
+        _config, facts = judge(kubeconfig, written_after=started_epoch(state.get("StartedAt")))
+        if facts["problems"]:
+            if exit_code == 0:
+                sentence = "%s exited 0 without writing a fresh kubeconfig (%s: %s)" % (
+                    generator,
+                    kubeconfig,
+                    "; ".join(facts["problems"]),
+                )
+            else:
+                sentence += "; %s: %s" % (kubeconfig, "; ".join(facts["problems"]))
+    return sentence, lines
 
 
 def stale_workers(services, written_at):
@@ -161,3 +201,44 @@ def reconnect_app(
         )
     report.update(kubeconfig_server=facts["server"], probe_status=status, reconnected=True)
     return report
+
+
+# The refresh timer's last outcome (written by the refresh program, read by its --status and by
+# the status playbook): a failed refresh otherwise shows only as a failed unit in the journal,
+# and the workers stop working when the old token runs out (24 h, upstream never refreshes it).
+REFRESH_STATE = "/var/lib/integr8scode/kubeconfig-refresh.json"
+
+
+def record_refresh(ok, message, path=REFRESH_STATE, now=None):
+    """Keep the outcome of a refresh run; a failure keeps the time of the last success."""
+    now = time.time() if now is None else now
+    previous = read_refresh(path) or {}
+    state = dict(at=int(now), ok=bool(ok), message=message)
+    state["last_success"] = int(now) if ok else previous.get("last_success")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    atomic_write(path, json.dumps(state, sort_keys=True) + "\n", 0o644)
+    return state
+
+
+def read_refresh(path=REFRESH_STATE):
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def refresh_status_line(state, now=None):
+    """One line for `--status` and the status table: 'ok at ...', 'FAILED at ...: why', 'never ran'."""
+    now = time.time() if now is None else now
+    if not state:
+        return "never ran"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("at") or 0))
+    if state.get("ok"):
+        return "ok at %s (%d min ago)" % (when, (now - (state.get("at") or 0)) // 60)
+    success = state.get("last_success")
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(success)) if success else "never"
+    return "FAILED at %s (last success: %s): %s" % (when, since, state.get("message") or "")

@@ -32,6 +32,7 @@ LABEL_ONEOFF = "com.docker.compose.oneoff"
 LABEL_DEPENDS_ON = "com.docker.compose.depends_on"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
+LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
 COMPLETED = "service_completed_successfully"
 # Shorter environment values are too common ("true", "info") to mask without mangling logs.
 MIN_MASKED_LENGTH = 6
@@ -129,6 +130,85 @@ def load_definition(runner, client, project_src=None, project_name=None, files=N
             runner.warn("falling back to container labels: %s" % exc)
     services = sorted(set(lab.get(LABEL_SERVICE) for lab in labels if lab.get(LABEL_SERVICE)))
     return Definition(name, services, oneshots_from_labels(labels), "container labels")
+
+
+def _config_hash(labels):
+    # `docker compose ps --format json` prints Labels as one "key=value,key=value" string.
+    if isinstance(labels, dict):
+        value = labels.get(LABEL_CONFIG_HASH)
+        return None if value is None else str(value)
+    for item in (labels if isinstance(labels, str) else "").split(","):
+        key, _sep, value = item.partition("=")
+        if key == LABEL_CONFIG_HASH:
+            return value
+    return None
+
+
+def _exit_code(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # unknown is not success
+
+
+def drift(containers, hashes, oneshots, pulled=False):
+    """Why `docker compose up` has work to do, one '<service>: <problem>' per difference; empty when
+    the project is converged. ``containers``: dicts with Service, State, ExitCode and Labels (as
+    `docker compose ps --all --orphans --format json` prints them, or container_states builds
+    them); ``hashes``: service -> `docker compose config --hash` value. `up` starts exited
+    one-shots again (cert-generator, user-seed), so it must run only when this is not empty."""
+    oneshots = set(oneshots)
+    problems = []
+    for service, config_hash in hashes.items():
+        found = [c for c in containers if c.get("Service") == service]
+        if not found:
+            problems.append("%s: no container" % service)
+        for container in found:
+            state = container.get("State", "")
+            exit_code = container.get("ExitCode", "")
+            if _config_hash(container.get("Labels")) != str(config_hash):
+                problems.append("%s: configuration changed" % service)
+            elif service in oneshots:
+                # A one-shot may still be running (up is then already under way) or must have exited 0.
+                if not (state == "running" or (state == "exited" and _exit_code(exit_code) == 0)):
+                    problems.append("%s: one-shot %s (exit %s)" % (service, state, exit_code))
+            elif state not in ("running", "restarting"):
+                problems.append("%s: %s" % (service, state))
+    for container in containers:
+        if container.get("Service") not in hashes:
+            problems.append("%s: orphan" % container.get("Service"))
+    if pulled:
+        problems.append("images pulled")
+    return problems
+
+
+def container_states(client, project):
+    """The project's containers (one-offs left out) as drift() reads them, from the Engine API:
+    an exited container's exit code comes from its inspection."""
+    found = []
+    for container in list_containers(client, project):
+        labels = container.get("Labels") or {}
+        state = container.get("State") or ""
+        exit_code = 0
+        if state in ("exited", "dead"):
+            exit_code = (client.api.inspect_container(container["Id"]).get("State") or {}).get("ExitCode")
+        found.append(dict(Service=labels.get(LABEL_SERVICE), State=state, ExitCode=exit_code, Labels=labels))
+    return found
+
+
+def config_hashes(runner, cwd, project_name=None, files=None):
+    """service -> `docker compose config --hash '*'` (the value compose labels containers with)."""
+    docker_bin = runner.get_bin_path("docker")
+    if not docker_bin:
+        raise ComposeError("the docker CLI is not on PATH; it is needed to read the Compose definition")
+    rc, out, err = runner.run_command(
+        compose_argv(docker_bin, project_name, files) + ["config", "--hash", "*"], cwd=cwd
+    )
+    if rc != 0:
+        raise ComposeError(
+            "docker compose config --hash failed in %s (rc=%d): %s" % (cwd, rc, (err or out).strip()[-2000:])
+        )
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line.strip())
 
 
 def docker_client(docker_host=None):

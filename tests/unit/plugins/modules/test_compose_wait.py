@@ -12,23 +12,12 @@ import textwrap
 import uuid
 
 import pytest
+from dockerimage import IMAGE, NEEDS_DOCKER
 
-IMAGE = os.environ.get("UTWAIT_IMAGE", "integr8scode-testhost:latest")
+pytestmark = NEEDS_DOCKER
+
 FAST = dict(interval=0.05, backoff=1.5, max_interval=0.2)
 SECRET = "tok-9f8e7d6c5b4a"
-
-
-def _docker_ok():
-    try:
-        return subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False).returncode == 0
-    except OSError:
-        return False
-
-
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(not _docker_ok(), reason=f"needs a Docker engine and the image {IMAGE} (make image)"),
-]
 
 GOOD = """
 services:
@@ -92,6 +81,14 @@ services:
     image: {image}
     command: ["sh", "-c", "echo reading /app/kubeconfig.yaml; sleep 1; echo 'k3s API answered 401' >&2; exit 1"]
     restart: unless-stopped
+  # Upstream's cert-generator: its Kubernetes step fails (Kueue's wait), its exit code is the
+  # second script's (cert-generator/Dockerfile), and the kubeconfig is not rewritten.
+  certgen:
+    image: {image}
+    command:
+      - sh
+      - -c
+      - "echo 'error: timed out waiting for the condition on deployments/kueue-controller-manager'; echo certs done"
 """
 
 
@@ -137,7 +134,7 @@ def good(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("compose"), BAD, "bad")
-    project.compose("up", "-d", "crash", "sick", "quitter", "ok", "badconfig")
+    project.compose("up", "-d", "crash", "sick", "quitter", "ok", "badconfig", "certgen")
     # gated cannot start: its one-shot fails, and compose says so.
     res = project.compose("up", "-d", "gated", check=False)
     assert res.returncode != 0
@@ -287,3 +284,42 @@ def test_unknown_service_and_bad_definition(run_module, bad, tmp_path):
 def test_check_mode_skips_even_for_a_missing_project(run_module):
     res = run_module("compose_wait", dict(project_src="/nonexistent/utwait", timeout=300), check_mode=True)
     assert res["_rc"] == 0 and res["skipped"] is True and res["changed"] is False
+
+
+def test_a_failing_kubeconfig_consumer_is_explained_by_cert_generator(run_module, bad):
+    kubeconfig = os.path.join(bad.dir, "kubeconfig.yaml")
+    with open(kubeconfig, "w") as handle:
+        handle.write(
+            "apiVersion: v1\nkind: Config\n"
+            "clusters: [{name: c, cluster: {server: 'https://10.0.0.5:6443', certificate-authority-data: Q0E=}}]\n"
+            "users: [{name: u, user: {token: old-token}}]\n"
+            "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+        )
+    os.utime(kubeconfig, (1_600_000_000, 1_600_000_000))  # written long before certgen's run
+    bad.compose("up", "-d", "--force-recreate", "badconfig")
+    res = run_module(
+        "compose_wait",
+        dict(
+            project_src=bad.dir,
+            services=["badconfig"],
+            kubeconfig_consumers=["badconfig"],
+            generator="certgen",
+            kubeconfig=kubeconfig,
+            timeout=300,
+            **FAST,
+        ),
+    )
+    assert res["_rc"] == 1
+    verdict = res["generator"]["verdict"]
+    assert verdict.startswith("certgen exited 0 without writing a fresh kubeconfig"), verdict
+    assert "not rewritten by the latest cert-generator run" in verdict
+    assert "badconfig reads the app kubeconfig: " + verdict in res["msg"]
+    # Its Kueue step's error, which its exit code hides, is in the message and the logs.
+    assert "certgen: error: timed out waiting for the condition" in res["msg"]
+    assert any("timed out waiting" in line for line in res["logs"]["certgen"])
+
+
+def test_without_consumers_a_failure_does_not_mention_cert_generator(run_module, bad):
+    bad.compose("up", "-d", "--force-recreate", "badconfig")
+    res = run_module("compose_wait", dict(project_src=bad.dir, services=["badconfig"], timeout=300, **FAST))
+    assert res["_rc"] == 1 and "generator" not in res and "certgen" not in res["msg"]

@@ -4,7 +4,12 @@ read it only at start-up), and a failure message quotes the failing worker's las
 
 from __future__ import annotations
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.compose.app import stale_workers
+from ansible_collections.integr8scode.provision.plugins.module_utils.compose.app import (
+    read_refresh,
+    record_refresh,
+    refresh_status_line,
+    stale_workers,
+)
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import with_log_tail
 
 WRITTEN = 1_700_000_100  # the kubeconfig's mtime, whole seconds (app_kubeconfig.judge)
@@ -44,3 +49,18 @@ def test_the_message_ends_with_each_failing_services_last_log_lines():
 def test_no_logs_leave_the_message_alone():
     assert with_log_tail("x did not become ready", {"x": []}) == "x did not become ready"
     assert with_log_tail("x did not become ready", {}) == "x did not become ready"
+
+
+def test_a_refresh_outcome_is_kept_and_a_failure_keeps_the_last_success(tmp_path):
+    path = str(tmp_path / "state" / "kubeconfig-refresh.json")
+    assert read_refresh(path) is None
+    assert refresh_status_line(None) == "never ran"
+    record_refresh(True, "kubeconfig refreshed", path, now=1_700_000_000)
+    assert refresh_status_line(read_refresh(path), now=1_700_000_000 + 600).startswith("ok at ")
+    assert "(10 min ago)" in refresh_status_line(read_refresh(path), now=1_700_000_000 + 600)
+    state = record_refresh(False, "cert-generator exited 0 but ... is not usable", path, now=1_700_043_200)
+    assert state["last_success"] == 1_700_000_000
+    line = refresh_status_line(read_refresh(path))
+    assert line.startswith("FAILED at ") and line.endswith("cert-generator exited 0 but ... is not usable")
+    assert "(last success: " in line and "never" not in line
+    assert oct((tmp_path / "state" / "kubeconfig-refresh.json").stat().st_mode & 0o777) == "0o644"
