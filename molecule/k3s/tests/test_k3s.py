@@ -7,18 +7,24 @@ k3s-killall.sh, k3s_state=absent and playbooks/reset.yml.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
+from image_archive import docker_save
 from testhost import flat
 
 A = "v1.32.10+k3s1"
 B = "v1.32.11+k3s1"
 ROLE = "integr8scode.provision.k3s : "
 BUILD = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp/i8c-k3s-release")) / "k3s-release"
+# prepare.yml writes it, molecule.yml lists it in k3s_airgap_image_archives.
+ARCHIVE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "airgap" / "busybox-standin.tar"
+IMAGES = "/var/lib/rancher/k3s/agent/images"
+COPY_ARCHIVES = ROLE + "Copy the image archives (imported by k3s at start)"
 FETCHED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "kubeconfig-k3s.yaml"
 
 
@@ -35,6 +41,13 @@ def starts(host) -> int:
     """How often systemd has started k3s.service (each start logs one 'Started' line)."""
     out = host.run("journalctl -u k3s.service -o cat --no-pager").stdout
     return sum(1 for line in out.splitlines() if line.startswith("Started k3s.service"))
+
+
+def ctr_images(host) -> dict[str, str]:
+    """`k3s ctr images ls` as a user looks: reference -> digest."""
+    listing = host.run("k3s ctr images ls")
+    assert listing.rc == 0, listing.stderr
+    return {line.split()[0]: line.split()[2] for line in listing.stdout.splitlines()[1:]}
 
 
 def release_sha(version: str) -> str:
@@ -130,6 +143,65 @@ def test_check_mode_changes_nothing(host, converge_in_check_mode):
     # `host` keeps this test in file order (testinfra groups host-parametrized tests).
     assert host.service("k3s").is_running
     converge_in_check_mode.assert_no_changes("check-mode run")
+
+
+def test_image_archives_are_copied_and_imported_by_k3s_at_start(host, tmp_path):
+    copy = host.file(f"{IMAGES}/{ARCHIVE.name}")
+    assert copy.exists
+    assert (copy.mode, copy.user, copy.group) == (0o644, "root", "root")
+    assert copy.sha256sum == hashlib.sha256(ARCHIVE.read_bytes()).hexdigest()
+    digest = docker_save(str(tmp_path / "same.tar"), "busybox:standin")
+    assert (tmp_path / "same.tar").read_bytes() == ARCHIVE.read_bytes()
+    images = ctr_images(host)
+    assert images.get("docker.io/library/busybox:standin") == digest, images
+    assert f"docker.io/library/busybox@{digest}" in images
+    journal = host.run("journalctl -u k3s.service -o cat --no-pager").stdout
+    assert f"Imported images from {IMAGES}/{ARCHIVE.name} in " in journal
+
+
+def test_a_changed_image_archive_restarts_k3s_once_and_is_imported(host, ansible_playbook, tmp_path):
+    changed = tmp_path / ARCHIVE.name
+    new_digest = docker_save(str(changed), "busybox:standin", "changed\n")
+    old_digest = ctr_images(host)["docker.io/library/busybox:standin"]
+    assert new_digest != old_digest
+    archives = ["-e", json.dumps({"k3s_airgap_image_archives": [str(changed)]})]
+    starts_before = starts(host)
+    try:
+        run = ansible_playbook("converge.yml", *archives)
+        assert run.returncode == 0, run.output[-3000:]
+        assert COPY_ARCHIVES in run.changed_tasks(), run.changed_tasks()
+        assert starts(host) == starts_before + 1
+        assert ctr_images(host)["docker.io/library/busybox:standin"] == new_digest
+        again = ansible_playbook("converge.yml", *archives)
+        again.assert_no_changes("rerun with the same archive")
+        assert starts(host) == starts_before + 1
+    finally:
+        restore = ansible_playbook("converge.yml")
+        assert restore.returncode == 0, restore.output[-3000:]
+    # Back to the scenario's archive: copied again, one more restart, its image is the tag again.
+    assert COPY_ARCHIVES in restore.changed_tasks()
+    assert starts(host) == starts_before + 2
+    assert ctr_images(host)["docker.io/library/busybox:standin"] == old_digest
+
+
+@pytest.mark.parametrize("case", ["a name k3s does not import", "two archives of one name"])
+def test_bad_image_archive_lists_fail_before_anything_changes(host, ansible_playbook, tmp_path, case):
+    if case == "a name k3s does not import":
+        wrong = tmp_path / "busybox.tar.xz"
+        wrong.write_bytes(ARCHIVE.read_bytes())
+        archives, named = [str(ARCHIVE), str(wrong)], '(names k3s does not import) = ["busybox.tar.xz"]'
+    else:
+        (tmp_path / "other").mkdir()
+        twin = tmp_path / "other" / ARCHIVE.name
+        twin.write_bytes(ARCHIVE.read_bytes())
+        archives, named = [str(ARCHIVE), str(twin)], '(file names) = ["busybox-standin.tar", "busybox-standin.tar"]'
+    pid_before = main_pid(host)
+    run = ansible_playbook("converge.yml", "-e", json.dumps({"k3s_airgap_image_archives": archives}))
+    assert run.returncode != 0
+    assert f"k3s_airgap_images_src / k3s_airgap_image_archives {named}" in flat(run.output)
+    assert run.total("changed") == 0
+    assert not host.file(f"{IMAGES}/busybox.tar.xz").exists
+    assert main_pid(host) == pid_before
 
 
 def test_node_ip_not_on_the_host_fails_before_config_changes(host, ansible_playbook):

@@ -41,8 +41,8 @@ def test_the_first_deploy_timeline(host):
     events = timeline(host)
     kafka_healthy = first(events, "kafka", "health_status: healthy")
     generator_done = first(events, "cert-generator", "die", exitCode="0")
-    starts = {name: [t for t, svc, act, _ in events if svc == name and act == "start"] for name in CONSUMERS}
-    deaths = {name: [t for t, svc, act, _ in events if svc == name and act == "die"] for name in CONSUMERS}
+    starts = {name: [e[0] for e in events if e[1] == name and e[2] == "start"] for name in CONSUMERS}
+    deaths = {name: [e[0] for e in events if e[1] == name and e[2] == "die"] for name in CONSUMERS}
     print("\nfirst deploy timeline (seconds from the first container event):")
     print(f"  {kafka_healthy:6.1f}  kafka healthy (upstream's ordering would start the workers now)")
     print(f"  {generator_done:6.1f}  cert-generator exited 0 (kubeconfig written)")

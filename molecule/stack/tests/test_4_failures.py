@@ -105,12 +105,11 @@ def refresh(host):
     return host.run("systemctl start integr8scode-kubeconfig-refresh.service")
 
 
-def test_workers_on_an_empty_kubeconfig_crash_loop_and_the_failure_shows_cert_generators_log(
-    host, ansible_playbook
-):
+def test_workers_on_an_empty_kubeconfig_crash_loop_and_the_failure_shows_cert_generators_log(host, ansible_playbook):
     # A first deploy's state: an empty kubeconfig, and a cert-generator whose Kubernetes step fails
     # (its Kueue wait, upstream) yet exits 0. The workers, started on that file, exit at once
     # (upstream's load_kube_config raises) and Docker restarts them: the crash loop.
+    secrets = secret_values(host)  # read before the kubeconfig (and its token) is emptied
     host.run(f"truncate -s 0 {KUBECONFIG}")
     host.run("docker restart k8s-worker pod-monitor")
     run = run_stack(ansible_playbook, {"stack_env_extra": {"FIXTURE_K8S_SETUP_FAIL": "1"}})
@@ -124,11 +123,11 @@ def test_workers_on_an_empty_kubeconfig_crash_loop_and_the_failure_shows_cert_ge
         failure = flat(run.output)
         assert "k8s-worker: restarted" in failure and "crash loop" in failure, run.output[-4000:]
         # One or both consumers may have passed the threshold when the wait fails ("reads"/"read").
-        assert "the app kubeconfig: cert-generator exited 0 without writing a fresh kubeconfig" in failure, (
-            run.output[-4000:]
-        )
+        assert "the app kubeconfig: cert-generator exited 0 without writing a fresh kubeconfig" in failure, run.output[
+            -4000:
+        ]
         assert "cannot connect to Kubernetes cluster (FIXTURE_K8S_SETUP_FAIL)" in failure, run.output[-4000:]
-        for value in secret_values(host)[:-1]:
+        for value in secrets:
             assert value not in run.output, "a secret appears in the failure output"
     finally:
         # The role's rerun alone cannot start workers that are deep in Docker's back-off; the

@@ -105,6 +105,16 @@ CASES = [
     ("stack image tag", "stack", {"stack_image_tag": "bad tag"}, "stack_image_tag"),
     ("stack env_extra redefines", "stack", {"stack_env_extra": {"IMAGE_TAG": "x"}}, "stack_env_extra"),
     ("stack default password", "stack", {"stack_redis_password": "redispassword"}, "stack_redis_password"),
+    # Upstream puts the password into mongo's healthcheck shell string (issue 28).
+    ("stack password breaks a shell string", "stack", {"stack_mongo_password": SECRET + " $x"}, "stack_mongo_password"),
+    # A pinned commit under a floating image tag (issue 28).
+    ("stack unpinned images", "stack", {"stack_source": "git", "stack_image_tag": "latest"}, "stack_image_tag"),
+    (
+        "stack app settings nested",
+        "stack",
+        {"stack_app_settings": {"LOGGING": {"level": "INFO"}}},
+        "stack_app_settings",
+    ),
     ("nordvpn allowlist CIDR", "nordvpn", {"nordvpn_allowlist_subnets": ["10.42.0.0"]}, "nordvpn_allowlist_subnets"),
     ("nordvpn interface name", "nordvpn", {"nordvpn_interface": "way-too-long-interface"}, "nordvpn_interface"),
     (

@@ -12,7 +12,14 @@ auto-connect and connected it (NordLynx) before converge ran site.yml on the bar
   d. switch to OpenVPN (`nordvpn set technology openvpn`, reconnect: `nordtun`)
   e. LAN address change while connected, `playbooks/recover.yml -e k3s_recover_confirm=true`, site.yml
   f. a reboot with auto-connect: nordvpnd, k3s and Docker restarted in boot order
-  g. LAN discovery off: without the allowlist the worker is cut off from the k3s API; site.yml with
+  g. DNS to a resolver at a private address behind a bridge (issue 28, item 10): the client's firewall
+     drops DNS to private ranges unless port 53 is allowlisted (nordvpn-linux nft.go addLanDNSDrop);
+     with the port removed the query fails from the host and from the k8s-worker container, and
+     `site.yml --tags nordvpn` (nordvpn_allowlist_dns) allowlists it again
+  h. a reboot with the kill switch on: at shutdown the client keeps its kill-switch table; at boot
+     nordvpnd-killswitch.service applies default-deny with nothing allowlisted before
+     network-pre.target, then nordvpnd (auto-connect), k3s and Docker start
+  i. LAN discovery off: without the allowlist the worker is cut off from the k3s API; site.yml with
      nordvpn_lan_discovery=false allowlists exactly what k3s and the stack need and it reaches it again
 
 After every step: node-ip in config.yaml is the LAN address on eth0, the backend's health endpoint
@@ -34,6 +41,12 @@ from testhost import CONFIG, STACK, eth0_ip, flat, k3s_config, sh, switch_ip, wo
 REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
 NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
+ROLE = "integr8scode.provision.nordvpn : "
+# Step g, h: a DNS responder in a network namespace of the test host, behind the bridge br-i8cdns,
+# at a private address (10/8: inside LAN discovery's ranges and NordVPN's lan_ranges set).
+DNS_PROGRAM = (Path(__file__).resolve().parents[1] / "dns_responder.py").read_text()
+DNS_NETNS, DNS_BRIDGE, DNS_GW, DNS_SERVER = "i8c-dns", "br-i8cdns", "10.53.0.1", "10.53.0.53"
+DNS_RESPONDER = "/usr/local/lib/i8c-dns-responder.py"
 STATE: dict = {"durations": {}}
 
 # Run inside the k8s-worker container: the app kubeconfig the worker uses (server at node-ip, CA,
@@ -119,6 +132,61 @@ def allowlist(host) -> list[str]:
             break
         out.append(line.strip())
     return out
+
+
+@contextlib.contextmanager
+def dns_resolver(host):
+    """The DNS responder at DNS_SERVER, in its own namespace behind the bridge DNS_BRIDGE (host side
+    DNS_GW): a query from the host leaves through the client's output chain, one from a container
+    through its forward chain. Removed again afterwards."""
+    sh(host, f"cat > {DNS_RESPONDER} <<'EOF'\n{DNS_PROGRAM}EOF")
+    sh(
+        host,
+        f"ip netns add {DNS_NETNS} && ip link add {DNS_BRIDGE} type bridge && "
+        f"ip addr add {DNS_GW}/24 dev {DNS_BRIDGE} && ip link set {DNS_BRIDGE} up && "
+        f"ip link add i8cdns-h type veth peer name i8cdns-n && ip link set i8cdns-h master {DNS_BRIDGE} up && "
+        f"ip link set i8cdns-n netns {DNS_NETNS} && ip -n {DNS_NETNS} addr add {DNS_SERVER}/24 dev i8cdns-n && "
+        f"ip -n {DNS_NETNS} link set i8cdns-n up && ip -n {DNS_NETNS} link set lo up && "
+        f"ip -n {DNS_NETNS} route add default via {DNS_GW}",
+    )
+    try:
+        sh(host, f"systemd-run --unit=i8c-dns ip netns exec {DNS_NETNS} python3 {DNS_RESPONDER} serve {DNS_SERVER}")
+        # Asked from inside its own namespace (no client firewall there): it answers.
+        eventually(
+            lambda: dns_query(host, f"ip netns exec {DNS_NETNS} python3"),
+            "the DNS responder never answered inside its own namespace",
+            limit=30,
+        )
+        yield
+    finally:
+        host.run("systemctl stop i8c-dns; systemctl reset-failed i8c-dns")
+        host.run(f"ip link del {DNS_BRIDGE}; ip link del i8cdns-h; ip netns del {DNS_NETNS}")
+
+
+def dns_query(host, python: str, tcp: bool = False) -> tuple[bool, str]:
+    """(answered, detail) of one A query to DNS_SERVER run with `python` (a command prefix)."""
+    proto = " tcp" if tcp else ""
+    result = host.run(f"{python} - query {DNS_SERVER} kafka.lan{proto} <<'EOF'\n{DNS_PROGRAM}EOF")
+    return result.rc == 0, (result.stdout + result.stderr).strip()
+
+
+def dns_paths(host) -> dict[str, tuple[bool, str]]:
+    """The query over UDP and TCP from the host (output chain) and from the k8s-worker container
+    (Docker bridge -> host -> DNS_BRIDGE: forward chain)."""
+    worker = f"cd {STACK} && docker compose exec -T k8s-worker python3"
+    return {
+        "host udp": dns_query(host, "python3"),
+        "host tcp": dns_query(host, "python3", tcp=True),
+        "k8s-worker udp": dns_query(host, worker),
+        "k8s-worker tcp": dns_query(host, worker, tcp=True),
+    }
+
+
+def dns_port_protocols(host) -> list[str]:
+    """Protocols for which `nordvpn settings` lists port 53 as allowlisted."""
+    lines = sh(host, "nordvpn settings").splitlines()
+    found = [line.split("(")[1].rstrip(")").split("|") for line in lines if line.strip().startswith("53 (")]
+    return sorted(proto for protos in found for proto in protos)
 
 
 def check_host(host, ansible_playbook, name: str, lan_ip: str, *extra: str):
@@ -241,8 +309,86 @@ def test_step_f_reboot_with_auto_connect(host, ansible_playbook):
         check_host(host, ansible_playbook, "f", STATE["lan_ip"])
 
 
-def test_step_g_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_playbook):
-    with step("g"):
+def test_step_g_dns_to_a_private_resolver_across_a_bridge(host, ansible_playbook):
+    """nordvpn-linux daemon/firewall/nft/nft.go addLanDNSDrop: `ip daddr @lan_ranges udp|tcp dport 53
+    drop` in output and forward, ahead of the LAN-discovery accept, unless port 53 is allowlisted.
+    Converge allowlisted it (nordvpn_allowlist_dns); removed, every path fails, which the role's
+    rerun repairs."""
+    with step("g"), dns_resolver(host):
+        assert dns_port_protocols(host) == ["TCP", "UDP"], "step g: converge did not allowlist port 53"
+        paths = dns_paths(host)
+        assert all(a[0] for a in paths.values()), f"step g: DNS across the bridge failed while connected: {paths}"
+
+        # Without the role's allowlisting (what a connected client has by default): dropped.
+        sh(host, "nordvpn allowlist remove port 53")
+        paths = dns_paths(host)
+        assert not any(a[0] for a in paths.values()), (
+            f"step g: DNS to {DNS_SERVER} got through with port 53 not allowlisted: {paths}"
+        )
+        check = ansible_playbook("converge.yml", "--tags", "nordvpn", "--check")
+        assert check.returncode == 0, f"step g: check mode failed: {check.output[-3000:]}"
+        assert check.changed_tasks() == [ROLE + "Report the DNS port additions check mode would make"], (
+            f"step g: check mode: {check.changed_tasks()}"
+        )
+        assert dns_port_protocols(host) == [], "step g: check mode allowlisted port 53"
+
+        start = time.monotonic()
+        run = ansible_playbook("converge.yml", "--tags", "nordvpn")
+        print(f"\nVPN STEP g: site.yml --tags nordvpn allowlisting port 53 {time.monotonic() - start:.1f}s")
+        assert run.returncode == 0, f"step g: site.yml --tags nordvpn failed: {run.output[-4000:]}"
+        # One change per protocol: the client refuses `add port 53` whole when one protocol has it.
+        added = ROLE + "Run nordvpn allowlist add port 53 for DNS to private-range resolvers"
+        assert run.changed_tasks() == [added, added], f"step g: unexpected changes: {run.changed_tasks()}"
+        assert dns_port_protocols(host) == ["TCP", "UDP"], "step g: port 53 not allowlisted for both protocols"
+        paths = dns_paths(host)
+        assert all(a[0] for a in paths.values()), f"step g: DNS still dropped after the role ran: {paths}"
+        check_host(host, ansible_playbook, "g", STATE["lan_ip"])
+
+
+def test_step_h_reboot_with_the_kill_switch_on(host, ansible_playbook):
+    """No real reboot in a test host (step f). Shutdown: Docker, k3s, then nordvpnd with /run/nologin
+    present as during a shutdown, so the client keeps its kill-switch table (daemon/jobs.go
+    StopKillSwitch, internal/systemd.go IsSystemShutdown). The reboot empties the kernel's tables
+    and /run. Boot: nordvpnd-killswitch.service (before network-pre.target) applies default-deny
+    with nothing allowlisted (cmd/daemon/main.go --killswitch-mode), then nordvpnd (kill switch with
+    the stored allowlist, then auto-connect), k3s and Docker."""
+    with step("h"):
+        out = sh(host, "nordvpn set killswitch on")
+        assert "Kill Switch has been successfully set to 'enabled'." in out, f"step h: {out}"
+        before = sh(host, "systemctl show -p Before --value nordvpnd-killswitch.service").split()
+        assert {"network-pre.target", "nordvpnd.service"} <= set(before), f"step h: killswitch unit Before={before}"
+
+        sh(host, "systemctl stop docker.socket docker.service k3s.service")
+        try:
+            sh(host, "touch /run/nologin && systemctl stop nordvpnd.service")
+            assert "table inet nordvpn" in sh(host, "nft list tables"), "step h: the kill switch went at shutdown"
+        finally:
+            host.run("rm -f /run/nologin")
+        sh(host, "nft delete table inet nordvpn && systemctl stop nordvpnd-killswitch.service")
+
+        sh(host, "systemctl start nordvpnd-killswitch.service")
+        table = sh(host, "nft list table inet nordvpn")
+        assert table.count("policy drop;") == 3 and "allowlist" not in table, (
+            f"step h: the boot-time kill switch is not default-deny with nothing allowlisted: {table}"
+        )
+        with dns_resolver(host):
+            ok, detail = dns_query(host, "python3")
+            assert not ok, f"step h: DNS left the host under the boot-time kill switch: {detail}"
+
+            sh(host, "systemctl start nordvpnd.service")
+            eventually(lambda: vpn_answers(host), "step h: nordvpnd never answered after boot", limit=30)
+            status = vpn_status(host)
+            assert status.get("Status") == "Connected", f"step h: auto-connect did not connect at boot: {status}"
+            assert "Kill Switch: enabled" in sh(host, "nordvpn settings"), "step h: kill switch lost"
+            sh(host, "systemctl start k3s.service")
+            sh(host, "systemctl start docker.service")
+            check_host(host, ansible_playbook, "h", STATE["lan_ip"])
+            paths = dns_paths(host)
+            assert all(a[0] for a in paths.values()), f"step h: DNS across the bridge failed after boot: {paths}"
+
+
+def test_step_i_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_playbook):
+    with step("i"):
         mirror = allowlist(host)  # prepare's apt mirror entries
         # Without LAN discovery and without the allowlist the client's firewall drops the worker's
         # path to the API: the check below can fail.
@@ -251,24 +397,24 @@ def test_step_g_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, a
             ok, detail = worker_api(host)
         finally:
             sh(host, "nordvpn set lan-discovery enabled")
-        assert not ok, f"step g: the worker reached the API with LAN discovery off and nothing allowlisted: {detail}"
+        assert not ok, f"step i: the worker reached the API with LAN discovery off and nothing allowlisted: {detail}"
 
         # The user changes one setting and runs that part: `site.yml --tags nordvpn`.
         start = time.monotonic()
         run = ansible_playbook("converge.yml", "--tags", "nordvpn", "-e", "nordvpn_lan_discovery=false")
-        print(f"\nVPN STEP g: site.yml --tags nordvpn turning LAN discovery off {time.monotonic() - start:.1f}s")
-        assert run.returncode == 0, f"step g: site.yml with nordvpn_lan_discovery=false failed: {run.output[-4000:]}"
+        print(f"\nVPN STEP i: site.yml --tags nordvpn turning LAN discovery off {time.monotonic() - start:.1f}s")
+        assert run.returncode == 0, f"step i: site.yml with nordvpn_lan_discovery=false failed: {run.output[-4000:]}"
         assert run.changed_tasks() == [
             "integr8scode.provision.nordvpn : Turn LAN discovery off and allowlist what k3s and the stack need, "
             "in one command"
-        ], f"step g: unexpected changes: {run.changed_tasks()}"
-        assert "LAN Discovery: disabled" in sh(host, "nordvpn settings"), "step g: LAN discovery still on"
+        ], f"step i: unexpected changes: {run.changed_tasks()}"
+        assert "LAN Discovery: disabled" in sh(host, "nordvpn settings"), "step i: LAN discovery still on"
         needed = ["10.42.0.0/16", "10.43.0.0/16", "172.20.0.0/14", "10.77.0.0/24"]
         assert sorted(allowlist(host)) == sorted(mirror + needed), (
-            f"step g: the allowlist is not exactly the k3s CIDRs, Docker's pools and the node's subnet "
+            f"step i: the allowlist is not exactly the k3s CIDRs, Docker's pools and the node's subnet "
             f"(plus prepare's mirror {mirror}): {allowlist(host)}"
         )
-        check_host(host, ansible_playbook, "g", STATE["lan_ip"], "-e", "nordvpn_lan_discovery=false")
+        check_host(host, ansible_playbook, "i", STATE["lan_ip"], "-e", "nordvpn_lan_discovery=false")
     total = sum(STATE["durations"].values())
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in STATE["durations"].items())
     print(f"\nVPN WEEK total {total:.1f}s ({steps})")

@@ -771,6 +771,14 @@ def _ago(age):
     return "%d days ago" % (age // DAY)
 
 
+def newest_verified(backups, verifies):
+    """The newest of ``backups`` (``describe_backup`` records) for which ``verifies(record)`` is
+    true, in the order they were taken (``order_backups``), or None; ``verifies`` is asked newest
+    first and no further than the first that verifies (a verification reads every file). What
+    retention always keeps and what the host status reports."""
+    return next((b for b in reversed(order_backups(backups)) if verifies(b)), None)
+
+
 def retention_plan(backups, *, current, now, keep_count, keep_days, verifies):
     """Which backups to keep and why, oldest first: [{name, keep, why}]. No I/O: ``backups`` are
     ``describe_backup`` records, ``verifies(name)`` says whether one verifies now (asked lazily,
@@ -798,7 +806,7 @@ def retention_plan(backups, *, current, now, keep_count, keep_days, verifies):
     if keep_count > 0:
         for backup in ordered[-keep_count:]:
             reasons[backup["name"]].append("one of the newest %d (k3s_recover_keep_backups)" % keep_count)
-    newest = next((b for b in reversed(ordered) if ok(b)), None)
+    newest = newest_verified(ordered, ok)
     if newest is not None:
         reasons[newest["name"]].append("the newest backup that verifies")
 

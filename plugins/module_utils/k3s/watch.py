@@ -560,18 +560,44 @@ class Watcher:
         return 1
 
 
+def read_status(state_dir):
+    """(state, line): the watcher's state as it left it (with a hold, if any) and its status line,
+    or "no check yet" when it never checked. ``--status`` prints the line; the host status
+    (host_status module) reports both."""
+    state = read_json(os.path.join(state_dir, "state.json"))
+    state["held"] = read_json(os.path.join(state_dir, "hold.json")) or None
+    line = status_line(state) if state.get("last_check") or state["held"] else "no check yet (%s)" % state_dir
+    return state, line
+
+
 def status(settings):
-    state = read_json(os.path.join(settings["state_dir"], "state.json"))
-    state["held"] = read_json(os.path.join(settings["state_dir"], "hold.json")) or None
-    sys.stdout.write(
-        (
-            status_line(state)
-            if state.get("last_check") or state["held"]
-            else "no check yet (%s)" % settings["state_dir"]
-        )
-        + "\n"
-    )
+    sys.stdout.write(read_status(settings["state_dir"])[1] + "\n")
     return 0
+
+
+# The program the role renders (roles/k3s_recover/templates/integr8scode-k3s-drift-check.j2): its
+# settings are one JSON line, so what the host runs can be read without importing the program.
+PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
+SETTINGS_PREFIX = "SETTINGS = "
+
+
+def installed_settings(program=PROGRAM):
+    """The settings the installed watcher program runs with (its mode, state_dir, backup_root,
+    ...), or None when no program is installed (watcher off, no scheduled backups). Raises
+    ValueError when the program exists but its settings line cannot be read."""
+    try:
+        with open(program) as handle:
+            lines = handle.read().splitlines()
+    except (IOError, OSError):
+        if os.path.exists(program):
+            raise ValueError("%s cannot be read" % program) from None
+        return None
+    for line in lines:
+        if line.startswith(SETTINGS_PREFIX):
+            settings = json.loads(line[len(SETTINGS_PREFIX) :])
+            if isinstance(settings, dict):
+                return settings
+    raise ValueError("%s has no %sline" % (program, SETTINGS_PREFIX))
 
 
 def hold(state_dir, by, clock=time.time):

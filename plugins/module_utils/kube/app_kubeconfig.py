@@ -12,7 +12,8 @@ these two functions, so they cannot disagree about what "reconnected" means:
   start), parseable, with a token and CA data, pointing at https://<node-ip>:<port>;
 - ``secure``: the file's mode (it holds a token; cert-generator writes it 0644);
 - ``prove_token``: one request as the workers make it (the file's own CA and token) to the API;
-  200 or 403 means the token authenticated (403 is RBAC refusing that path), 401 means not.
+  200 or 403 means the token authenticated (403 is RBAC refusing that path), 401 means not;
+- ``token_expiry``: when the token expires (its JWT ``exp``), for the host status.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import json
 import os
 import ssl
 
@@ -72,6 +74,23 @@ def judge(path, node_ip=None, api_port=6443, written_after=None):
                 "server %s, expected %s (the node address)" % (facts["server"], facts["expected_server"])
             )
     return config, facts
+
+
+def token_expiry(config):
+    """Epoch seconds at which the kubeconfig's ServiceAccount token expires (the JWT's ``exp``),
+    or None when it names none (a legacy Secret token never expires) or is no JWT. The token's
+    signature is not checked: ``prove_token`` asks the API whether it is accepted. Only the
+    expiry leaves this function, never the token."""
+    token = _first(config or {}, "users", "user").get("token") or ""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8"))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return int(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 def secure(path, mode=0o600, check_mode=False):

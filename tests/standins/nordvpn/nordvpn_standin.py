@@ -132,10 +132,14 @@ Not modelled: logging in (the stand-in acts logged in), the real server list
 (a fixed four-server catalogue below, addresses from TEST-NET-1), server groups,
 "Connecting" as a visible state, `You are already connected to NordVPN.` (the CLI
 has the message for CodeVPNRunning but no daemon code sends it, 3.16.0..HEAD),
-rp_filter, IPv6 blocking, ARP ignore and DNS changes, kill switch, the
-pre-connect firewall pass and the firewall flush while disconnected, ports in the
-allowlist, NordWhisper, meshnet, socket activation (nordvpnd.socket), the
-`nordvpn` group permission check. The README lists these with reasons.
+rp_filter, IPv6 blocking, ARP ignore and DNS changes, the pre-connect firewall
+pass and the firewall flush while disconnected (kill switch off), port ranges,
+NordWhisper, meshnet, socket activation (nordvpnd.socket), the `nordvpn` group
+permission check. The README lists these with reasons, and has the table of the
+LAN DNS drop, allowlisted ports and kill switch behaviours with their sources
+(`allowlist add|remove port`, `set killswitch`, `nordvpnd --killswitch-mode`:
+daemon/firewall/nft/nft.go addLanDNSDrop, networker/networker.go setKillSwitch,
+daemon/jobs.go StartKillSwitch/StopKillSwitch, cmd/daemon/main.go ksMode).
 
 Stand-in only knobs (environment): NORDVPND_SOCKET (socket path),
 NORDVPND_STATE (state file), NORDVPN_STANDIN_NORDLYNX_PREFIX (prefix length of
@@ -161,6 +165,8 @@ VERSION = "5.3.0"
 SOCKET = os.environ.get("NORDVPND_SOCKET", "/run/nordvpn/nordvpnd.sock")
 STATE = os.environ.get("NORDVPND_STATE", "/var/lib/nordvpn/standin-settings.json")
 PREFIX_KNOB = "NORDVPN_STANDIN_NORDLYNX_PREFIX"
+# internal/systemd.go IsSystemShutdown; a knob for the unit tests.
+NOLOGIN = os.environ.get("NORDVPND_NOLOGIN", "/run/nologin")
 
 TRUE_WORDS = ("1", "true", "enable", "on", "enabled")
 FALSE_WORDS = ("0", "false", "disable", "off", "disabled")
@@ -177,6 +183,9 @@ CODE_TAG_NONEXISTING = 3033
 CODE_PRIVATE_SUBNET_LAN_DISCOVERY = 3040
 CODE_ALLOWLIST_INVALID_SUBNET = 3044
 CODE_ALLOWLIST_SUBNET_NOOP = 3045
+CODE_ALLOWLIST_PORT_OUT_OF_RANGE = 3046
+CODE_ALLOWLIST_PORT_NOOP = 3047
+CODE_KILLSWITCH_ERROR = 3023
 ALREADY_SET = "ALREADY_SET"
 CONFIGURED = "DISCOVERY_CONFIGURED"
 CONFIGURED_RESET = "DISCOVERY_CONFIGURED_ALLOWLIST_RESET"
@@ -193,6 +202,11 @@ MSG_ADD_SUCCESS = "Subnet {} has been successfully added to the allowlist."
 MSG_ADD_LAN = "Allowlisting a private subnet is not available while local network discovery is turned on."
 MSG_REMOVE_MISSING = "Subnet {} is not on the allowlist."
 MSG_REMOVE_SUCCESS = "Subnet {} has been deleted from the allowlist."
+MSG_PORT_EXISTS = "Port {} ({}) is already on the allowlist."
+MSG_PORT_ADDED = "Port {} ({}) has been successfully added to the allowlist."
+MSG_PORT_MISSING = "Port {} ({}) is not on the allowlist."
+MSG_PORT_REMOVED = "Port {} ({}) has been deleted from the allowlist."
+MSG_PORT_RANGE = "Port {} value is out of range [{} - {}]."
 MSG_CONNECT_START = "Connecting to {} ({}){}"
 MSG_CONNECT_SUCCESS = "You are connected to {} ({}){}!"
 MSG_CONNECT_FAILED = (
@@ -224,6 +238,8 @@ FIRST_TABLE_ID = 205  # daemon/routes/rule.go defaultCustomRoutingTableID
 MAIN_RULE_PRIORITY_FALLBACK = 32766
 LOCAL_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")  # internal/constants.go
 MDNS_SUBNET = "224.0.0.251/32"  # internal/constants.go MDNSSubnet
+DNS_PORT = 53  # daemon/firewall/nft/nft.go defaultDNSPort
+PORT_MIN, PORT_MAX = 1, 65535  # internal/constants.go AllowlistMinPort, AllowlistMaxPort
 WIREGUARD_HEADER = 80  # daemon/vpn/nordlynx/nordlynx.go WireguardHeaderSize
 DEFAULT_MTU = 1500  # daemon/vpn/mtu.go defaultMTU
 TECHNOLOGIES = {
@@ -265,6 +281,10 @@ def load_state() -> dict:
     state.setdefault("technology", "NORDLYNX")
     state.setdefault("autoconnect", False)
     state.setdefault("autoconnect_tag", "")
+    state.setdefault("killswitch", False)
+    state.setdefault("ports", {})
+    for proto in ("UDP", "TCP"):
+        state["ports"].setdefault(proto, [])
     return state
 
 
@@ -535,10 +555,19 @@ class Router:
         self.table = None
 
 
-def nft_ruleset(tunnel: str, allowlist: list[str]) -> str:
-    """`table inet nordvpn` while connected (daemon/firewall/nft/nft.go configure; TestVPNRuleset goldens)."""
+def nft_ruleset(tunnel: str, allowlist: list[str], ports: dict | None = None, killswitch: bool = False) -> str:
+    """`table inet nordvpn` (daemon/firewall/nft/nft.go configure; TestVPNRuleset goldens).
+
+    `tunnel` is the tunnel device while connected, "" without one (kill switch only);
+    `ports` maps "UDP"/"TCP" to allowlisted port numbers.
+    """
     t = "inet nordvpn"
     mark = f"0x{FWMARK:08x}"
+    ports = ports or {}
+    udp, tcp = sorted(set(ports.get("UDP", []))), sorted(set(ports.get("TCP", [])))
+    # service.go IsVpnOrKillSwitchSet: default-deny and the LAN DNS drop.
+    deny = killswitch or bool(tunnel)
+    policy = "drop" if deny else "accept"
     lines = [f"add table {t}", f"delete table {t}", f"add table {t}"]
     lines.append(
         f"add set {t} lan_ranges {{ type ipv4_addr; flags constant,interval; "
@@ -550,27 +579,43 @@ def nft_ruleset(tunnel: str, allowlist: list[str]) -> str:
             f"add set {t} allowlist_subnets {{ type ipv4_addr; flags constant,interval; "
             f"elements = {{ {', '.join(nets)} }}; }}"
         )
-    dns_drop = [
-        'ip daddr @lan_ranges tcp dport 53 drop comment "block to LAN DNS for TCP"',
-        'ip daddr @lan_ranges udp dport 53 drop comment "block to LAN DNS for UDP"',
-    ]
+    # addAllowlistPorts: one interval set per protocol that has ports.
+    for name, numbers in (("tcp_allowlist", tcp), ("udp_allowlist", udp)):
+        if numbers:
+            lines.append(
+                f"add set {t} {name} {{ type inet_service; flags constant,interval; "
+                f"elements = {{ {', '.join(map(str, numbers))} }}; }}"
+            )
+    # addLanDNSDrop: dropped ahead of every allowlist accept, per protocol unless
+    # port 53 of that protocol is allowlisted (config.Allowlist.Ports.TCP[53], .UDP[53]).
+    dns_drop = []
+    if deny and DNS_PORT not in tcp:
+        dns_drop.append('ip daddr @lan_ranges tcp dport 53 drop comment "block to LAN DNS for TCP"')
+    if deny and DNS_PORT not in udp:
+        dns_drop.append('ip daddr @lan_ranges udp dport 53 drop comment "block to LAN DNS for UDP"')
 
     def chain(name: str, head: str, rules: list[str]) -> None:
         lines.append(f"add chain {t} {name} {{ {head} }}" if head else f"add chain {t} {name}")
         lines.extend(f"add rule {t} {name} {rule}" for rule in rules)
 
-    chain(
-        "input",
-        "type filter hook input priority filter; policy drop;",
-        [
-            'iifname "lo" accept comment "local to local"',
-            f'ct mark {mark} accept comment "response for sockets with SO_MARK"',
-            f'iifname "{tunnel}" accept comment "traffic from the tunnel"',
-        ],
-    )
-    if nets:
-        chain("allowlist_input", "", ['ip saddr @allowlist_subnets accept comment "allowlist IPs to local"'])
-        lines.append(f'add rule {t} input iifname != "{tunnel}" jump allowlist_input comment "allowlist to local"')
+    input_rules = [
+        'iifname "lo" accept comment "local to local"',
+        f'ct mark {mark} accept comment "response for sockets with SO_MARK"',
+    ]
+    if tunnel:
+        input_rules.append(f'iifname "{tunnel}" accept comment "traffic from the tunnel"')
+    chain("input", f"type filter hook input priority filter; policy {policy};", input_rules)
+    if nets or tcp or udp:
+        allow_in = ['ip saddr @allowlist_subnets accept comment "allowlist IPs to local"'] if nets else []
+        if tcp:
+            allow_in.append('tcp dport @tcp_allowlist accept comment "to local TCP ports"')
+        if udp:
+            allow_in.append('udp dport @udp_allowlist accept comment "to local UDP ports"')
+        chain("allowlist_input", "", allow_in)
+        # nft.go matches `iifname != <tunnel>`; without a tunnel that is `!= ""`, which
+        # every packet matches and nft's text syntax refuses: a plain jump.
+        match = f'iifname != "{tunnel}" ' if tunnel else ""
+        lines.append(f'add rule {t} input {match}jump allowlist_input comment "allowlist to local"')
     output = [
         'oifname "lo" accept comment "local to loopback"',
         f'ct mark {mark} accept comment "VPN transport continuation"',
@@ -579,25 +624,46 @@ def nft_ruleset(tunnel: str, allowlist: list[str]) -> str:
     ]
     if nets:
         output.append(f'ip daddr @allowlist_subnets meta mark set {mark} accept comment "local to allowlist IPs"')
-    output.append(f'oifname "{tunnel}" accept comment "local to VPN"')
-    chain("output", "type route hook output priority mangle; policy drop;", output)
-    forward = [
-        f'oifname "{tunnel}" accept comment "traffic to VPN"',
-        f'iifname "{tunnel}" ct state established,related accept comment "response to connections inside tunnel"',
-        *dns_drop,
-    ]
+    if tcp:
+        output.append(f'tcp sport @tcp_allowlist meta mark set {mark} accept comment "from allowlist TCP ports"')
+    if udp:
+        output.append(f'udp sport @udp_allowlist meta mark set {mark} accept comment "from allowlist UDP ports"')
+    if tunnel:
+        output.append(f'oifname "{tunnel}" accept comment "local to VPN"')
+    chain("output", f"type route hook output priority mangle; policy {policy};", output)
+    forward = []
+    if tunnel:
+        forward += [
+            f'oifname "{tunnel}" accept comment "traffic to VPN"',
+            f'iifname "{tunnel}" ct state established,related accept comment "response to connections inside tunnel"',
+        ]
+    forward += dns_drop
     if nets:
         forward += [
             'ip daddr @allowlist_subnets accept comment "internet to allowlist IPs"',
             "ip saddr @allowlist_subnets ct state established,related accept"
             ' comment "allow responses to allowlist IPs"',
         ]
-    chain("forward", "type filter hook forward priority filter; policy drop;", forward)
+    chain("forward", f"type filter hook forward priority filter; policy {policy};", forward)
+    if tunnel and (tcp or udp):
+        # addAllowlistNat: replies from allowlisted ports leave with the right source address.
+        nat = []
+        if udp:
+            nat.append(
+                f'oifname != "{tunnel}" udp sport @udp_allowlist masquerade'
+                ' comment "fix source IP for UDP allowlist ports"'
+            )
+        if tcp:
+            nat.append(
+                f'oifname != "{tunnel}" tcp sport @tcp_allowlist masquerade'
+                ' comment "fix source IP for TCP allowlist ports"'
+            )
+        chain("allowlist_nat", "type nat hook postrouting priority srcnat; policy accept;", nat)
     return "\n".join(lines) + "\n"
 
 
-def firewall_configure(tunnel: str, allowlist: list[str]) -> None:
-    run(["nft", "-f", "-"], stdin=nft_ruleset(tunnel, allowlist))
+def firewall_configure(tunnel: str, allowlist: list[str], ports: dict | None = None, killswitch: bool = False) -> None:
+    run(["nft", "-f", "-"], stdin=nft_ruleset(tunnel, allowlist, ports, killswitch))
 
 
 def firewall_flush() -> None:
@@ -631,8 +697,30 @@ class Networker:
         self.connection: dict | None = None
         self.routes: list[tuple[str, int]] = []  # (device, table) of `default dev <device> table <id>`
         self.allowlist: list[str] = []
+        self.ports: dict[str, list[int]] = {"UDP": [], "TCP": []}
         self.lan_discovery = False
+        self.killswitch = False
         self.network_set = False
+
+    def load(self, state: dict) -> None:
+        """What NewCombined gets at daemon start (cmd/daemon/main.go): cfg.LanDiscovery and
+        cfg.AutoConnectData.Allowlist as stored, WITHOUT the LAN discovery ranges (those are
+        added only by setAllowlist / SetAllowlist, i.e. at connect or at a settings change)."""
+        self.lan_discovery = state["lan_discovery"]
+        self.allowlist = list(state["subnets"])
+        self.ports = {proto: list(state["ports"][proto]) for proto in ("UDP", "TCP")}
+
+    def firewall(self, tunnel: str) -> None:
+        """configureFirewall: the table for the VPN and/or the kill switch; neither (IsEmpty): flushed."""
+        if tunnel or self.killswitch:
+            firewall_configure(tunnel, self.allowlist, self.ports, self.killswitch)
+        else:
+            firewall_flush()
+
+    def set_killswitch(self, enabled: bool) -> None:
+        """SetKillSwitch / UnsetKillSwitch: KS plus the networker's allowlist as it stands now."""
+        self.killswitch = enabled
+        self.firewall(self.connection["device"] if self.connection else "")
 
     # -- tunnel device (daemon/vpn/nordlynx, daemon/vpn/openvpn stand-ins)
     def start_tunnel(self, technology: str) -> str:
@@ -692,7 +780,7 @@ class Networker:
             self.set_allowlist_rules(subnets)  # configureNetwork -> setNetwork
             self.network_set = True
             self.add_default_route(dev)
-            firewall_configure(dev, self.allowlist)
+            self.firewall(dev)
         except (NetError, OSError, ValueError):
             self.failure_recover(dev)
             raise
@@ -705,7 +793,8 @@ class Networker:
             quietly("deleting tunnel", self.stop_tunnel, dev)
         self.network_set = False
         if shutil.which("nft"):
-            quietly("removing firewall", firewall_flush)
+            # failureRecover: the firewall without a tunnel (kept, default-deny, with the kill switch).
+            quietly("removing firewall", self.firewall, "")
         self.connection = None
 
     def restart(self, technology: str) -> str:
@@ -717,7 +806,7 @@ class Networker:
             self.stop_tunnel(old)
             dev = self.start_tunnel(technology)
             self.add_default_route(dev)
-            firewall_configure(dev, self.allowlist)
+            self.firewall(dev)
         except (NetError, OSError, ValueError):
             self.failure_recover(dev)
             raise
@@ -729,7 +818,9 @@ class Networker:
         self.flush_routes()
         quietly("deleting tunnel", self.stop_tunnel, dev)
         self.network_set = False
-        quietly("removing firewall", firewall_flush)
+        # networker.go stop: configureFirewall without the tunnel; with the kill switch on the
+        # table stays (default-deny, the allowlist as it was while connected).
+        quietly("removing firewall", self.firewall, "")
         self.connection = None
 
     def set_allowlist_rules(self, subnets: list[str]) -> None:
@@ -738,12 +829,15 @@ class Networker:
         self.router.setup(self.lan_discovery, allowlist)
         self.allowlist = allowlist
 
-    def set_allowlist(self, subnets: list[str]) -> None:
+    def set_allowlist(self, subnets: list[str], ports: dict[str, list[int]]) -> None:
+        self.ports = {proto: list(ports[proto]) for proto in ("UDP", "TCP")}
         if self.network_set:
             self.set_allowlist_rules(subnets)
-            firewall_configure(self.connection["device"], self.allowlist)
+            self.firewall(self.connection["device"])
         else:
             self.allowlist = with_lan_subnets(subnets, self.lan_discovery)
+            if self.killswitch:
+                self.firewall("")
 
     def set_lan_discovery(self, enabled: bool) -> None:
         self.lan_discovery = enabled
@@ -771,6 +865,8 @@ class Daemon:
             if self.netw.connection:
                 dev = self.netw.restart(technology)
             else:
+                # networker.go Start gets the stored allowlist, ports included.
+                self.netw.ports = {proto: list(state["ports"][proto]) for proto in ("UDP", "TCP")}
                 dev = self.netw.start(technology, state["subnets"], state["lan_discovery"])
         except (NetError, OSError, ValueError) as exc:
             log("connect failed:", exc)
@@ -846,6 +942,11 @@ class Daemon:
                 send({"type": CODE_SUCCESS, "connected": self.netw.connection is not None})
         elif op == "set_autoconnect":
             send(self.set_autoconnect(state, bool(request.get("enabled")), str(request.get("tag", ""))))
+        elif op == "set_killswitch":
+            send(self.set_killswitch(state, bool(request.get("enabled"))))
+        elif op in ("allowlist_add_port", "allowlist_remove_port"):
+            protocols = [str(proto) for proto in request.get("protocols", [])]
+            send(self.allowlist_port(state, op == "allowlist_remove_port", int(request.get("port", 0)), protocols))
         else:
             send({"type": CODE_FAILURE})
 
@@ -860,7 +961,7 @@ class Daemon:
             state["subnets"] = kept
         self.netw.set_lan_discovery(enabled)
         try:
-            self.netw.set_allowlist(state["subnets"])
+            self.netw.set_allowlist(state["subnets"], state["ports"])
         except NetError as exc:
             log("failed to set allowlist:", exc)
             return {"type": CODE_FAILURE}
@@ -878,12 +979,68 @@ class Daemon:
             return {"type": CODE_ALLOWLIST_SUBNET_NOOP}
         state["subnets"] = [s for s in state["subnets"] if s != subnet] if remove else state["subnets"] + [subnet]
         try:
-            self.netw.set_allowlist(state["subnets"])
+            self.netw.set_allowlist(state["subnets"], state["ports"])
         except NetError as exc:
             log("failed to set allowlist:", exc)
             return {"type": CODE_FAILURE}
         save_state(state)
         return {"type": CODE_SUCCESS}
+
+    def allowlist_port(self, state: dict, remove: bool, port: int, protocols: list[str]) -> dict:
+        """daemon/rpc_set_allowlist.go getNewAllowlist + arePortsValid: UDP first, then TCP; a
+        protocol that already has (add) or lacks (remove) the port makes the whole request a no-op."""
+        if not PORT_MIN <= port <= PORT_MAX:
+            return {"type": CODE_ALLOWLIST_PORT_OUT_OF_RANGE}
+        ports = {proto: list(state["ports"][proto]) for proto in ("UDP", "TCP")}
+        for proto in ("UDP", "TCP"):
+            if proto not in protocols:
+                continue
+            if (port in ports[proto]) != remove:
+                return {"type": CODE_ALLOWLIST_PORT_NOOP}
+            ports[proto] = [p for p in ports[proto] if p != port] if remove else sorted([*ports[proto], port])
+        try:
+            self.netw.set_allowlist(state["subnets"], ports)
+        except NetError as exc:
+            log("failed to set allowlist:", exc)
+            return {"type": CODE_FAILURE}
+        state["ports"] = ports
+        save_state(state)
+        return {"type": CODE_SUCCESS}
+
+    def set_killswitch(self, state: dict, enabled: bool) -> dict:
+        """daemon/rpc_set_killswitch.go: the same value is CodeNothingToDo; the firewall follows at once."""
+        if state["killswitch"] == enabled:
+            return {"type": CODE_NOTHING_TO_DO}
+        try:
+            self.netw.set_killswitch(enabled)
+        except NetError as exc:
+            log("setting the kill switch:", exc)
+            return {"type": CODE_KILLSWITCH_ERROR}
+        state["killswitch"] = enabled
+        save_state(state)
+        return {"type": CODE_SUCCESS}
+
+    def start_killswitch(self) -> None:
+        """cmd/daemon/main.go -> daemon/jobs.go StartKillSwitch: with the kill switch on, its table
+        with the networker's allowlist as NewCombined got it (stored subnets and ports, no LAN
+        discovery ranges), before auto-connect."""
+        state = load_state()
+        self.netw.load(state)
+        if state["killswitch"]:
+            try:
+                self.netw.set_killswitch(True)
+            except NetError as exc:
+                log("starting killswitch:", exc)
+
+    def stop_killswitch(self) -> None:
+        """daemon/jobs.go StopKillSwitch at daemon stop: the table goes, unless the system shuts
+        down (internal/systemd.go IsSystemShutdown: /run/nologin exists), when it stays."""
+        if not load_state()["killswitch"]:
+            return
+        if Path(NOLOGIN).exists():
+            log("detected system reboot - do not remove killswitch protection.")
+            return
+        quietly("unsetting killswitch", self.netw.set_killswitch, False)
 
     def set_autoconnect(self, state: dict, enabled: bool, tag: str) -> dict:
         if not state["autoconnect"] and not enabled:
@@ -920,6 +1077,7 @@ def daemon() -> int:
     try:
         # Inside the try: a stop right after this line must still remove the socket.
         flags["busy"] = True
+        nordvpnd.start_killswitch()
         nordvpnd.autoconnect()
         flags["busy"] = False
         print(f"nordvpnd stand-in {VERSION} listening on {path}", flush=True)
@@ -947,6 +1105,7 @@ def daemon() -> int:
         # cmd/daemon/main.go: the daemon disconnects before it exits.
         if nordvpnd.netw.connection:
             nordvpnd.disconnect()
+        nordvpnd.stop_killswitch()
         # The daemon removes its socket on a clean stop, so a stopped service
         # reads as "socket not found" to the client, as with the real nordvpnd.
         if path.exists():
@@ -1013,7 +1172,7 @@ def cmd_settings(args: list[str]) -> list[str]:
         f"Firewall Mark: {hex(FWMARK)}",
         "Routing: enabled",
         "User Consent: disabled",
-        "Kill Switch: disabled",
+        f"Kill Switch: {label(reply['killswitch'])}",
         "Threat Protection Lite: disabled",
     ]
     if openvpn:
@@ -1030,9 +1189,34 @@ def cmd_settings(args: list[str]) -> list[str]:
     if reply["technology"] == "NORDLYNX":
         lines.append("Post-quantum VPN: disabled")
     lines.append("ARP Ignore: disabled")
+    lines += port_lines(reply["ports"])
     if reply["subnets"]:
         lines.append("Allowlisted subnets:")
         lines.extend(f"\t{subnet}" for subnet in reply["subnets"])
+    return lines
+
+
+def port_lines(ports: dict[str, list[int]]) -> list[str]:
+    """cli/cli_settings.go displayAllowlist: `Allowlisted ports:`, then runs of consecutive ports
+    with the same protocols, `  %*d (%s)` or `  %*d - %*d (%s)`, protocols `UDP|TCP`, `UDP`, `TCP`."""
+    udp, tcp = ports.get("UDP", []), ports.get("TCP", [])
+    every = sorted([*udp, *tcp])  # duplicates kept, as append(udpPorts, tcpPorts...)
+    if not every:
+        return []
+    runs: list[list] = []  # [start, end, protocols]
+    for port in every:
+        protos = [name for name, have in (("UDP", udp), ("TCP", tcp)) if port in have]
+        if not runs or protos != runs[-1][2] or port - runs[-1][1] > 1:
+            runs.append([port, port, protos])
+        runs[-1][1] = port
+    width = len(str(every[-1]))
+    lines = ["Allowlisted ports:"]
+    for start, end, protos in runs:
+        text = "|".join(protos)
+        if start == end:
+            lines.append(f"  {start:>{width * 2 + 3}} ({text})")
+        else:
+            lines.append(f"  {start:>{width}} - {end:>{width}} ({text})")
     return lines
 
 
@@ -1182,6 +1366,52 @@ def cmd_allowlist_subnet(action: str, args: list[str]) -> list[str]:
     return [(MSG_ADD_SUCCESS if action == "add" else MSG_REMOVE_SUCCESS).format(subnet)]
 
 
+def cmd_set_killswitch(args: list[str]) -> list[str]:
+    # cli/cli_set_killswitch.go: success green, the current value yellow (exit 0 both).
+    name = "nordvpn set killswitch"
+    if len(args) != 1:
+        raise ClientExit(1, MSG_ARG_COUNT.format(name))
+    enabled = parse_bool(args[0])
+    if enabled is None:
+        raise ClientExit(1, MSG_ARG_PARSE.format(name))
+    call({"op": "ping"})
+    reply = call({"op": "set_killswitch", "enabled": enabled})
+    if reply.get("type") == CODE_NOTHING_TO_DO:
+        return [MSG_ALREADY_SET.format("Kill Switch", label(enabled))]
+    if reply.get("type") != CODE_SUCCESS:
+        raise ClientExit(1, MSG_UNHANDLED)
+    return [MSG_SET_SUCCESS.format("Kill Switch", label(enabled))]
+
+
+def cmd_allowlist_port(action: str, args: list[str]) -> list[str]:
+    """cli/cli_allowlist_add_port.go, cli_allowlist_remove_port.go: `<port> [protocol TCP|UDP]`;
+    without a protocol both."""
+    name = f"nordvpn allowlist {action} port"
+    if not (len(args) == 1 or (len(args) == 3 and args[1] == "protocol")):
+        raise ClientExit(1, MSG_ARG_COUNT.format(name))
+    try:
+        port = int(args[0], 10)
+    except ValueError:
+        raise ClientExit(1, MSG_ARG_PARSE.format(name)) from None
+    if len(args) == 1:
+        protocols = ["UDP", "TCP"]
+    elif args[2] in ("UDP", "TCP"):
+        protocols = [args[2]]
+    else:
+        raise ClientExit(1, MSG_ARG_PARSE.format(name))
+    shown = "|".join(protocols)  # getProtocolStr: UDP|TCP, UDP or TCP
+    call({"op": "ping"})
+    reply = call({"op": f"allowlist_{action}_port", "port": port, "protocols": protocols})
+    code = reply.get("type")
+    if code == CODE_ALLOWLIST_PORT_OUT_OF_RANGE:
+        raise ClientExit(1, MSG_PORT_RANGE.format(port, PORT_MIN, PORT_MAX))
+    if code in (CODE_ALLOWLIST_PORT_NOOP, CODE_FAILURE):
+        raise ClientExit(1, (MSG_PORT_EXISTS if action == "add" else MSG_PORT_MISSING).format(port, shown))
+    if code != CODE_SUCCESS:
+        raise ClientExit(1, MSG_UNHANDLED)
+    return [(MSG_PORT_ADDED if action == "add" else MSG_PORT_REMOVED).format(port, shown)]
+
+
 def client(argv: list[str]) -> int:
     try:
         lines = dispatch(argv)
@@ -1216,16 +1446,37 @@ def dispatch(argv: list[str]) -> list[str]:
         return [f"NordVPN Version {VERSION}"]
     setters = {"lan-discovery": cmd_set_lan_discovery, "technology": cmd_set_technology}
     setters["autoconnect"] = cmd_set_autoconnect
+    setters["killswitch"] = cmd_set_killswitch
     if command in ("set", "s") and rest and rest[0] in setters:
         return setters[rest[0]](rest[1:])
     if command in ("allowlist", "whitelist") and rest[:2] in (["add", "subnet"], ["remove", "subnet"]):
         return cmd_allowlist_subnet(rest[0], rest[2:])
+    if command in ("allowlist", "whitelist") and rest[:2] in (["add", "port"], ["remove", "port"]):
+        return cmd_allowlist_port(rest[0], rest[2:])
     raise ClientExit(1, MSG_NO_COMMAND.format(" ".join(argv)))
+
+
+def killswitch_mode() -> int:
+    """`nordvpnd --killswitch-mode` (nordvpnd-killswitch.service, before network-pre.target):
+    with the kill switch on, its table with NOTHING allowlisted (cmd/daemon/main.go:
+    firewall.NewConfig(firewall.WithKillSwitch(true)), no allowlist, no LAN ranges), then exit 0
+    whatever happened (errors are only logged)."""
+    print("Daemon running in killswitch mode", flush=True)
+    if load_state()["killswitch"]:
+        print("Enabling killswitch", flush=True)
+        try:
+            firewall_configure("", [], None, True)
+        except (NetError, OSError) as exc:
+            log("killswitch mode:", exc)
+    print("Killswitch mode daemon stopping, waiting for internet", flush=True)
+    return 0
 
 
 def main() -> int:
     if sys.argv[1:] == ["--daemon"]:
         return daemon()
+    if sys.argv[1:] == ["--daemon", "--killswitch-mode"]:
+        return killswitch_mode()
     return client(sys.argv[1:])
 
 

@@ -99,6 +99,9 @@ class K3s:
             KUBECONFIG=str(self.kubeconfig),
             K3S_STANDIN_PODS="0",
             K3S_STANDIN_READY_DELAY="0",
+            # The containerd address ctr dials (/run/k3s/containerd/containerd.sock on a host).
+            K3S_STANDIN_CONTAINERD_ADDRESS=str(self.root / "containerd.sock"),
+            CONTAINERD_ADDRESS=str(self.root / "containerd.sock"),
         )
         env.update(self.env)
         env.update(extra)
@@ -259,6 +262,8 @@ class NordVPN:
     def run(self, *args: str) -> subprocess.CompletedProcess:
         if args and args[0] in NORDVPN_NETWORK_COMMANDS and not self.netns:
             pytest.fail("`nordvpn connect` changes routing and firewall: use the nordvpn_host fixture")
+        if args[:2] == ("set", "killswitch") and not self.netns:
+            pytest.fail("`nordvpn set killswitch` builds a default-deny firewall: use the nordvpn_host fixture")
         return subprocess.run(
             [str(NORDVPN_DIR / "nordvpn"), *args], env=self.env, capture_output=True, text=True, check=False, timeout=60
         )

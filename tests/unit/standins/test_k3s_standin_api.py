@@ -334,13 +334,3 @@ def test_ready_is_sent_only_once_the_api_serves(k3s):
     status, body = anonymous(k3s, "/readyz")
     assert (status, body) == (200, b"ok")
     assert k3s.stop(started) == 0
-
-
-def test_airgap_images_are_imported(k3s):
-    images = k3s.data / "agent/images"
-    images.mkdir(parents=True)
-    (images / "k3s-airgap-images-amd64.tar.gz").write_bytes(b"x")
-    k3s.base_config()
-    started = k3s.up()
-    assert f"Imported images from {images}/k3s-airgap-images-amd64.tar.gz" in started.log
-    k3s.stop(started)

@@ -254,3 +254,57 @@ def test_version_flag_answers_without_the_daemon(nordvpn_client):
     result = nordvpn_client.run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("NordVPN Version ")
+
+
+# ----------------------------------------------------------------- allowlisted ports (settings only)
+
+
+def test_allowlist_ports_are_listed_before_the_subnets(nordvpn):
+    # cli/cli_allowlist_add_port.go: no protocol means both, shown `UDP|TCP`.
+    assert nordvpn.ok("allowlist", "add", "port", "53") == (
+        "Port 53 (UDP|TCP) has been successfully added to the allowlist.\n"
+    )
+    assert nordvpn.ok("allowlist", "add", "port", "8080", "protocol", "TCP") == (
+        "Port 8080 (TCP) has been successfully added to the allowlist.\n"
+    )
+    nordvpn.ok("allowlist", "add", "port", "8081", "protocol", "TCP")
+    nordvpn.ok("allowlist", "add", "subnet", "203.0.113.0/24")
+    lines = settings_lines(nordvpn)
+    # cli/cli_settings.go displayAllowlist: runs of ports, widths from the largest port.
+    assert lines[lines.index("Allowlisted ports:") :] == [
+        "Allowlisted ports:",
+        "           53 (UDP|TCP)",
+        "  8080 - 8081 (TCP)",
+        "Allowlisted subnets:",
+        "\t203.0.113.0/24",
+    ]
+
+
+def test_allowlist_port_noop_range_and_argument_errors(nordvpn):
+    nordvpn.ok("allowlist", "add", "port", "53", "protocol", "UDP")
+    # arePortsValid: one protocol already there makes the whole request a no-op.
+    result = nordvpn.run("allowlist", "add", "port", "53")
+    assert (result.returncode, result.stdout) == (1, "Port 53 (UDP|TCP) is already on the allowlist.\n")
+    assert "Port 53 (TCP) has been successfully added" in nordvpn.ok(
+        "allowlist", "add", "port", "53", "protocol", "TCP"
+    )
+    result = nordvpn.run("allowlist", "remove", "port", "54")
+    assert (result.returncode, result.stdout) == (1, "Port 54 (UDP|TCP) is not on the allowlist.\n")
+    result = nordvpn.run("allowlist", "add", "port", "70000")
+    assert (result.returncode, result.stdout) == (1, "Port 70000 value is out of range [1 - 65535].\n")
+    for args in (("53", "protocol", "udp"), ("dns",)):
+        result = nordvpn.run("allowlist", "add", "port", *args)
+        assert result.returncode == 1
+        assert result.stdout.startswith("The command you entered is not valid."), result.stdout
+    result = nordvpn.run("allowlist", "add", "port", "53", "TCP")
+    assert result.stdout.startswith("The command you entered has an incorrect number of arguments."), result.stdout
+    assert nordvpn.ok("allowlist", "remove", "port", "53") == (
+        "Port 53 (UDP|TCP) has been deleted from the allowlist.\n"
+    )
+    assert "Allowlisted ports:" not in settings_lines(nordvpn)
+
+
+def test_kill_switch_is_shown_and_refused_outside_a_test_namespace(nordvpn):
+    assert "Kill Switch: disabled" in settings_lines(nordvpn)
+    with pytest.raises(pytest.fail.Exception, match="nordvpn_host"):
+        nordvpn.run("set", "killswitch", "on")

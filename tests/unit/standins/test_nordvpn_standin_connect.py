@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import NORDVPN_DIR
 
 SERVER = "Germany #507 (de507.nordvpn.com)"
 CANT_CONNECT = (
@@ -62,6 +63,7 @@ s.settimeout(120)  # a bound for a hung test, not a timing assertion
 print(s.recv(100).decode(), flush=True)
 """
 PORT = 40977
+NORDVPND = NORDVPN_DIR / "nordvpnd"
 
 
 def rules(host) -> list[tuple[int, str]]:
@@ -110,22 +112,22 @@ def nft_table(host) -> dict:
     return {"chains": chains, "sets": sets, "text": host.sh("nft", "list", "table", "inet", "nordvpn")}
 
 
-def send(host, dest: str, dev: str | None = None) -> str:
-    argv = [sys.executable, "-c", SEND, dest, str(PORT)] + ([dev] if dev else [])
+def send(host, dest: str, dev: str | None = None, port: int = PORT) -> str:
+    argv = [sys.executable, "-c", SEND, dest, str(port)] + ([dev] if dev else [])
     return host.sh(*argv).strip()
 
 
-def lan_receives(host, dev: str | None = "eth0") -> str:
+def lan_receives(host, dev: str | None = "eth0", port: int = PORT) -> str:
     """Send a datagram from the host to the LAN and return what the LAN side got."""
     receiver = subprocess.Popen(
-        ["ip", "netns", "exec", host.lan, sys.executable, "-c", RECEIVE, str(PORT)],
+        ["ip", "netns", "exec", host.lan, sys.executable, "-c", RECEIVE, str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert receiver.stdout.readline().strip() == "ready", receiver.stderr.read()
-        assert send(host, "192.168.77.1", dev) == "sent"
+        assert send(host, "192.168.77.1", dev, port) == "sent"
         out, err = receiver.communicate(timeout=180)
         assert receiver.returncode == 0, err
         return out.strip()
@@ -498,3 +500,140 @@ def test_root_namespace_is_never_used_for_connect(nordvpn_client):
     with pytest.raises(pytest.fail.Exception, match="nordvpn_host"):
         nordvpn_client.run("connect")
     assert os.environ.get("NORDVPN_STANDIN_NORDLYNX_PREFIX") is None
+
+
+# ----------------------------------------------------------------- LAN DNS, allowlisted ports, kill switch
+
+DNS_DROPS = [
+    'ip daddr @lan_ranges tcp dport 53 drop comment "block to LAN DNS for TCP"',
+    'ip daddr @lan_ranges udp dport 53 drop comment "block to LAN DNS for UDP"',
+]
+
+
+def killswitch_mode(host) -> subprocess.CompletedProcess:
+    """`nordvpnd --killswitch-mode` in the host namespace, as nordvpnd-killswitch.service runs it."""
+    return subprocess.run(
+        ["ip", "netns", "exec", host.netns, str(NORDVPND), "--killswitch-mode"],
+        env=host.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_lan_dns_is_dropped_with_lan_discovery_until_port_53_is_allowlisted(nordvpn_host):
+    # nft.go addLanDNSDrop: ahead of the allowlist (LAN discovery's ranges) accept.
+    nordvpn_host.ok("set", "lan-discovery", "on")
+    connect(nordvpn_host)
+    assert lan_receives(nordvpn_host, dev=None) == "nordvpn-standin-test"  # LAN discovery: other ports pass
+    assert send(nordvpn_host, "192.168.77.1", port=53) == "error 1"  # output drop: EPERM
+    for line in DNS_DROPS:
+        assert line in nft_table(nordvpn_host)["text"], line
+    nordvpn_host.ok("allowlist", "add", "port", "53", "protocol", "UDP")
+    text = nft_table(nordvpn_host)["text"]
+    assert DNS_DROPS[0] in text and DNS_DROPS[1] not in text  # per protocol
+    assert lan_receives(nordvpn_host, dev=None, port=53) == "nordvpn-standin-test"
+
+
+def test_dns_port_allowlisted_for_both_protocols_matches_the_golden(nordvpn_host):
+    # testdata/TestVPNRuleset/DNS_port_allowlisted_for_both_protocols.golden
+    nordvpn_host.ok("allowlist", "add", "port", "53")
+    connect(nordvpn_host)
+    table = nft_table(nordvpn_host)
+    assert table["sets"]["tcp_allowlist"] == (["constant", "interval"], ["53"])
+    assert table["sets"]["udp_allowlist"] == (["constant", "interval"], ["53"])
+    assert set(table["chains"]) == {"input", "allowlist_input", "output", "forward", "allowlist_nat"}
+    assert table["chains"]["allowlist_nat"] == ("nat", "postrouting", 100, "accept")
+    for line in DNS_DROPS:
+        assert line not in table["text"], line
+    for line in (
+        'iifname != "nordlynx" jump allowlist_input comment "allowlist to local"',
+        'tcp dport @tcp_allowlist accept comment "to local TCP ports"',
+        'udp dport @udp_allowlist accept comment "to local UDP ports"',
+        'tcp sport @tcp_allowlist meta mark set 0x0000e1f1 accept comment "from allowlist TCP ports"',
+        'udp sport @udp_allowlist meta mark set 0x0000e1f1 accept comment "from allowlist UDP ports"',
+        'oifname != "nordlynx" udp sport @udp_allowlist masquerade comment "fix source IP for UDP allowlist ports"',
+    ):
+        assert line in table["text"], line
+    # Without LAN discovery the LAN is behind the tunnel anyway: port 53 alone opens nothing.
+    assert send(nordvpn_host, "192.168.77.1", dev="eth0", port=53) == "error 1"
+
+
+def test_kill_switch_while_disconnected_is_default_deny(nordvpn_host):
+    main_before = routes(nordvpn_host, "main")
+    assert nordvpn_host.ok("set", "killswitch", "on") == "Kill Switch has been successfully set to 'enabled'.\n"
+    assert nordvpn_host.ok("set", "killswitch", "on") == "Kill Switch is already set to 'enabled'.\n"
+    assert "Kill Switch: enabled" in nordvpn_host.ok("settings").splitlines()
+    # testdata/TestVPNRuleset/kill_switch_only.golden
+    table = nft_table(nordvpn_host)
+    assert table["chains"] == {
+        "input": ("filter", "input", 0, "drop"),
+        "output": ("route", "output", -150, "drop"),
+        "forward": ("filter", "forward", 0, "drop"),
+    }
+    for line in DNS_DROPS:
+        assert line in table["text"], line
+    assert "nordlynx" not in table["text"]
+    assert send(nordvpn_host, "192.168.77.1", "eth0") == "error 1"
+    assert nordvpn_host.ok("set", "killswitch", "off") == "Kill Switch has been successfully set to 'disabled'.\n"
+    assert_nothing_left(nordvpn_host, main_before)
+    assert lan_receives(nordvpn_host) == "nordvpn-standin-test"
+
+
+def test_kill_switch_at_daemon_start_has_no_lan_discovery_ranges_until_connect(nordvpn_host):
+    nordvpn_host.ok("set", "lan-discovery", "on")
+    nordvpn_host.ok("allowlist", "add", "port", "53")
+    nordvpn_host.ok("set", "killswitch", "on")
+    # Set while the daemon runs: SetAllowlist put the LAN ranges into the networker's allowlist.
+    assert "allowlist_subnets" in nft_table(nordvpn_host)["sets"]
+    assert nordvpn_host.stop() == 0
+    assert nft_tables(nordvpn_host) == []  # StopKillSwitch outside a shutdown removes the table
+    nordvpn_host.start()
+    # StartKillSwitch: NewCombined got cfg.AutoConnectData.Allowlist (ports, no LAN ranges).
+    table = nft_table(nordvpn_host)
+    assert "allowlist_subnets" not in table["sets"]
+    assert table["sets"]["udp_allowlist"] == (["constant", "interval"], ["53"])
+    assert send(nordvpn_host, "192.168.77.1", "eth0") == "error 1"
+    # An allowlisted port opens `sport` in output (a local server's replies), not a query to port 53.
+    assert send(nordvpn_host, "192.168.77.1", "eth0", port=53) == "error 1"
+    connect(nordvpn_host)
+    assert "allowlist_subnets" in nft_table(nordvpn_host)["sets"]
+    nordvpn_host.ok("disconnect")
+    # networker.go stop: the kill switch keeps the table, now with the LAN ranges and no tunnel.
+    table = nft_table(nordvpn_host)
+    assert table["chains"]["output"][3] == "drop"
+    assert "10.0.0.0/8" in table["sets"]["allowlist_subnets"][1]
+    assert "nordlynx" not in table["text"]
+    assert lan_receives(nordvpn_host) == "nordvpn-standin-test"
+
+
+def test_killswitch_mode_blocks_everything_before_the_daemon_and_exits(nordvpn_host, tmp_path):
+    nologin = tmp_path / "nologin"
+    nordvpn_host.ok("set", "lan-discovery", "on")
+    nordvpn_host.ok("allowlist", "add", "port", "53")
+    nordvpn_host.ok("allowlist", "add", "subnet", "203.0.113.0/24")
+    nordvpn_host.ok("set", "killswitch", "on")
+    assert nordvpn_host.stop() == 0
+    nordvpn_host.start(NORDVPND_NOLOGIN=str(nologin))
+    nologin.touch()  # shutdown in progress (internal/systemd.go IsSystemShutdown)
+    assert nordvpn_host.stop() == 0
+    assert nft_tables(nordvpn_host) == ["table inet nordvpn"]  # kept through the shutdown
+    nordvpn_host.sh("nft", "delete", "table", "inet", "nordvpn")  # the reboot's fresh kernel
+    result = killswitch_mode(nordvpn_host)
+    assert result.returncode == 0, result.stderr
+    assert "Enabling killswitch" in result.stdout
+    assert not nordvpn_host.sock.exists()
+    # cmd/daemon/main.go: firewall.NewConfig(WithKillSwitch(true)): nothing allowlisted at all.
+    table = nft_table(nordvpn_host)
+    assert sorted(table["sets"]) == ["lan_ranges"]
+    assert set(table["chains"]) == {"input", "output", "forward"}
+    for line in DNS_DROPS:
+        assert line in table["text"], line
+    assert send(nordvpn_host, "192.168.77.1", "eth0", port=53) == "error 1"
+    nordvpn_host.sh("nft", "delete", "table", "inet", "nordvpn")
+    nordvpn_host.start()
+    nordvpn_host.ok("set", "killswitch", "off")
+    assert nft_tables(nordvpn_host) == []
+    assert killswitch_mode(nordvpn_host).returncode == 0  # kill switch off: nothing applied
+    assert nft_tables(nordvpn_host) == []

@@ -101,14 +101,26 @@ Modelled behaviours and the k3s issues behind them:
 - `k3s certificate rotate` (k3s stopped): backs server/tls up to
   server/tls-<unix-seconds>, re-issues leaf certificates (CAs and service.key
   kept, as in k3s); the next start writes a new k3s.yaml.
-- Airgap images in agent/images/ are "imported" (logged, nothing runs).
+- Airgap images (images.py; pkg/agent/containerd/containerd.go PreloadImages, watcher.go
+  importAndWatchImages/processImageEvent, preloadFile, wharfie tarfile.GetOpener, containerd's
+  archive ImportIndex): at every start, before READY=1, every file in <data-dir>/agent/images
+  (subdirectories too) whose name ends in .tar, .tar.lz4, .tar.bz2, .tbz, .tar.gz, .tgz, .tar.zst,
+  .tzst (case-sensitive) is read as a `docker save` archive or an OCI layout; its images go into
+  the image store under <data-dir>/agent/containerd (pinned, plus a <repo>@<digest> name) with
+  k3s's log lines; other names are skipped silently; a bad archive logs "Failed to process image
+  event: failed to import <file>: ..." and the next file follows; a user-created .cache.json skips
+  unchanged files; pins of images whose file is gone are cleared. `ctr [-a A] [-n N] images ls [-q]`
+  (`k3s ctr`, the ctr symlink) lists the store like containerd's ctr, once the server published its
+  containerd address (/run/k3s/containerd/containerd.sock; K3S_STANDIN_CONTAINERD_ADDRESS).
+  .tar.zst/.tar.lz4 need the zstd/lz4 program (Python lacks the codecs). Not modelled: the watcher
+  that imports files added while k3s runs (k3s >= v1.32.0, v1.31.5, ...).
 
 Not modelled: server/tls/etcd certificates, the window in which kube-router may read the Node
 before the cloud provider updated its InternalIP, flannel with a node-ip no interface holds, the
 node-password secret cleanup after a reset, pod objects in the API (pod lists are empty; the pods
-above are processes and mounts only), container images, watches, RBAC enforcement, admission,
+above are processes and mounts only), pulling images, watches, RBAC enforcement, admission,
 server-side apply, JSON patch, applying server/manifests/*.yaml, agents/joining, flannel, traefik,
-crictl/ctr, `k3s check-config`, IPv6 node addresses, etcd snapshots to S3, snapshot restore.
+crictl, ctr beyond `images ls`, `k3s check-config`, IPv6 node addresses, etcd snapshots to S3, snapshot restore.
 
 Test hooks (defaults identical to real k3s): K3S_STANDIN_ETC_DIR replaces
 /etc/rancher/k3s; K3S_STANDIN_CRASH_DELAY (seconds, default 3) is how long the server lives
@@ -118,5 +130,6 @@ chains (unit tests on a shared machine); K3S_STANDIN_NEVER_READY (set: on) enter
 a member" loop above on any datastore and address, after the certificates (and, on etcd,
 etcd/config) are written (the recovery's hang tests; the reported old peer is
 K3S_STANDIN_NEVER_READY_PEER, default 10.0.0.1); K3S_STANDIN_RESET_INTERVAL (seconds, default 5)
-is each of the three waits of `--cluster-reset`; K3S_STANDIN_STALE_INTERNAL_IP=1 models k3s #12844.
+is each of the three waits of `--cluster-reset`; K3S_STANDIN_STALE_INTERNAL_IP=1 models k3s #12844;
+K3S_STANDIN_CONTAINERD_ADDRESS replaces /run/k3s/containerd/containerd.sock (unit tests).
 """

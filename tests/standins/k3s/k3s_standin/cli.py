@@ -8,6 +8,7 @@ import sys
 from k3s_standin.certificate import cmd_certificate
 from k3s_standin.common import GO_VERSION, K3S_STANDIN_VERSION, Fatal, _log, git_commit
 from k3s_standin.etcd import cmd_etcd_snapshot
+from k3s_standin.images import cmd_ctr
 from k3s_standin.kubectl import KubectlError, cmd_kubectl
 from k3s_standin.server import cmd_server
 
@@ -26,11 +27,16 @@ def main(argv: list[str]) -> int:
     try:
         if prog == "kubectl":
             return cmd_kubectl(args)
-        if prog in ("crictl", "ctr"):
+        if prog == "ctr":
+            return cmd_ctr(args)
+        if prog == "crictl":
             sys.stderr.write(f"{prog}: not modelled by the k3s test stand-in (no container runtime runs)\n")
             return 1
         if not args or args[0] in ("-h", "--help", "help"):
-            print(f"k3s {version} test stand-in: server, kubectl, etcd-snapshot, certificate rotate, --version")
+            print(
+                f"k3s {version} test stand-in: server, kubectl, ctr images ls, etcd-snapshot, certificate rotate,"
+                " --version"
+            )
             return 0
         if args[0] in ("--version", "-v", "version"):
             return print_version(version)
@@ -43,7 +49,9 @@ def main(argv: list[str]) -> int:
             return cmd_etcd_snapshot(rest)
         if cmd == "certificate":
             return cmd_certificate(rest)
-        if cmd in ("crictl", "ctr", "agent", "check-config", "token", "secrets-encrypt", "completion"):
+        if cmd == "ctr":
+            return cmd_ctr(rest)
+        if cmd in ("crictl", "agent", "check-config", "token", "secrets-encrypt", "completion"):
             sys.stderr.write(f"k3s {cmd}: not modelled by the k3s test stand-in\n")
             return 1
         _log("fatal", f"No help topic for '{cmd}'")

@@ -29,7 +29,7 @@ def _log(level: str, msg: str) -> None:
         sys.stderr.write(f"{level.upper()[:4]}[{int(time.time() - START):04d}] {msg}\n")
     else:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        sys.stderr.write(f'time="{stamp}" level={level} msg={json.dumps(msg)}\n')
+        sys.stderr.write(f'time="{stamp}" level={level} msg={json.dumps(msg, ensure_ascii=False)}\n')
     sys.stderr.flush()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import glob
 import ipaddress
 import os
 import signal
@@ -24,6 +23,7 @@ from k3s_standin.config import (
     load_options,
 )
 from k3s_standin.etcd import hook_member_name, never_ready, start_etcd, url
+from k3s_standin.images import import_images, publish
 from k3s_standin.pki import _write, ensure_tls, ensure_token
 from k3s_standin.pods import start_network, start_pods
 from k3s_standin.store import Store, datastore_kind, db_paths
@@ -88,9 +88,11 @@ def cmd_server(argv: list[str], version: str) -> int:
         node_ip = default_route_ipv4()
     info(f"Starting k3s {version} ({git_commit(version)})")
 
-    images = os.path.join(data_dir, "agent", "images")
-    for image in sorted(glob.glob(os.path.join(images, "*"))):
-        info(f"Imported images from {image} in 0s")
+    # The agent's containerd imports <data-dir>/agent/images at every start and finishes before
+    # the kubelet starts, i.e. before the node can turn Ready (images.py, pkg/agent/containerd
+    # PreloadImages); the stand-in does it before READY=1, earlier still.
+    import_images(data_dir)
+    publish(data_dir)
 
     kind = datastore_kind(data_dir, bool(opts.get("cluster-init")))
     sqlite_path, etcd_path = db_paths(data_dir)
