@@ -123,12 +123,13 @@ def test_workers_on_an_empty_kubeconfig_crash_loop_and_the_failure_shows_cert_ge
         failure = flat(run.output)
         assert "k8s-worker: restarted" in failure and "crash loop" in failure, run.output[-4000:]
         # One or both consumers may have passed the threshold when the wait fails ("reads"/"read").
-        assert "the app kubeconfig: cert-generator exited 0 without writing a fresh kubeconfig" in failure, run.output[
-            -4000:
-        ]
-        assert "cannot connect to Kubernetes cluster (FIXTURE_K8S_SETUP_FAIL)" in failure, run.output[-4000:]
+        tail = run.output[-4000:]
+        assert "the app kubeconfig: cert-generator exited 0 without writing a fresh kubeconfig" in failure, tail
+        assert "cannot connect to Kubernetes cluster (FIXTURE_K8S_SETUP_FAIL)" in failure, tail
         for value in secrets:
             assert value not in run.output, "a secret appears in the failure output"
+        start = failure.index("cannot become ready:") if "cannot become ready:" in failure else 0
+        print(f"\nk8s-worker restarts {worker['RestartCount']}; compose_wait: {failure[start : start + 700]}")
     finally:
         # The role's rerun alone cannot start workers that are deep in Docker's back-off; the
         # refresh re-runs cert-generator and restarts them, after which the role converges.

@@ -52,8 +52,8 @@ def k3s_host(tmp_path, node_ip=NODE):
     )  # fmt: skip
 
 
-def drift_of(tmp_path, links, routes=LAN_ROUTES, unit=None, node_ip=NODE):
-    return detect(HostRunner(links, routes, unit), k3s_host(tmp_path, node_ip))[0]
+def drift_of(tmp_path, links, routes=None, unit=None, node_ip=NODE):
+    return detect(HostRunner(links, LAN_ROUTES if routes is None else routes, unit), k3s_host(tmp_path, node_ip))[0]
 
 
 READY = dict(ready=True, nodes=[dict(name="node1", ready=True, internal_ip=[NODE])], message="")
