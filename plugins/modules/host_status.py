@@ -181,21 +181,19 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.integr8scode.provision.plugins.module_utils.host_status import look
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import ARGUMENT_SPEC as DRIFT_SPEC
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.watch import PROGRAM
 
 
 def main():
+    # The drift check's own options (the same node-address pins), without its hung-start setting;
+    # the admin kubeconfig is asked apart, so the extra kubeconfigs default to none.
+    spec = dict((key, dict(value)) for key, value in DRIFT_SPEC.items() if key != "hung_start_after")
+    spec["kubeconfigs"]["default"] = []
     module = AnsibleModule(
         argument_spec=dict(
-            config_file=dict(type="path", default="/etc/rancher/k3s/config.yaml"),
-            data_dir=dict(type="path"),
-            service=dict(type="str", default="k3s"),
-            node_name=dict(type="str"),
-            node_ip=dict(type="str"),
-            node_interface=dict(type="str"),
-            flannel_iface=dict(type="str"),
+            spec,
             admin_kubeconfig=dict(type="path", default="/etc/rancher/k3s/k3s.yaml"),
-            kubeconfigs=dict(type="list", elements="path", default=[]),
             stack_dir=dict(type="path"),
             project_name=dict(type="str"),
             compose_files=dict(type="list", elements="str", default=["docker-compose.yaml"]),
