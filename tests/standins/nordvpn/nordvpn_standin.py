@@ -1298,14 +1298,20 @@ def cmd_disconnect(args: list[str]) -> list[str]:
     raise ClientExit(1, MSG_UNHANDLED)
 
 
-def cmd_set_lan_discovery(args: list[str]) -> list[str]:
-    name = "nordvpn set lan-discovery"
+def one_bool_argument(name: str, args: list[str]) -> bool:
+    """The argument of a `nordvpn set <setting> on|off` that takes exactly one, with the client's
+    usage errors; then the daemon must answer (its ping), as before every setting call."""
     if len(args) != 1:
         raise ClientExit(1, MSG_ARG_COUNT.format(name))
     enabled = parse_bool(args[0])
     if enabled is None:
         raise ClientExit(1, MSG_ARG_PARSE.format(name))
     call({"op": "ping"})
+    return enabled
+
+
+def cmd_set_lan_discovery(args: list[str]) -> list[str]:
+    enabled = one_bool_argument("nordvpn set lan-discovery", args)
     reply = call({"op": "set_lan_discovery", "enabled": enabled})
     if reply.get("error") == ALREADY_SET:
         raise ClientExit(1, MSG_LAN_ALREADY.format(label(enabled)))
@@ -1368,13 +1374,7 @@ def cmd_allowlist_subnet(action: str, args: list[str]) -> list[str]:
 
 def cmd_set_killswitch(args: list[str]) -> list[str]:
     # cli/cli_set_killswitch.go: success green, the current value yellow (exit 0 both).
-    name = "nordvpn set killswitch"
-    if len(args) != 1:
-        raise ClientExit(1, MSG_ARG_COUNT.format(name))
-    enabled = parse_bool(args[0])
-    if enabled is None:
-        raise ClientExit(1, MSG_ARG_PARSE.format(name))
-    call({"op": "ping"})
+    enabled = one_bool_argument("nordvpn set killswitch", args)
     reply = call({"op": "set_killswitch", "enabled": enabled})
     if reply.get("type") == CODE_NOTHING_TO_DO:
         return [MSG_ALREADY_SET.format("Kill Switch", label(enabled))]
