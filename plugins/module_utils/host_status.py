@@ -33,6 +33,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import backup as backups
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import watch
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import recorded_node_ip
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import ARGUMENT_SPEC as DRIFT_SPEC
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import DriftError, detect
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import bounded_argv, unit_state
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import describe as describe_unit
@@ -597,20 +598,11 @@ def look(runner, p, host):
     now = time.time()
     sections = {}
     kubeconfigs = [k for k in [p["admin_kubeconfig"], p["app_kubeconfig"]] + list(p["kubeconfigs"] or []) if k]
-    drift, warnings, error = gather_drift(
-        runner,
-        dict(
-            config_file=p["config_file"],
-            data_dir=p["data_dir"],
-            service=p["service"],
-            node_name=p["node_name"],
-            node_ip=p["node_ip"],
-            node_interface=p["node_interface"],
-            flannel_iface=p["flannel_iface"],
-            kubeconfigs=kubeconfigs,
-            hung_start_after=300.0,
-        ),
-    )
+    # The drift check's own options, as the module took them (its argument spec), with every
+    # kubeconfig to compare and its own hung-start default.
+    params = dict((key, p[key]) for key in DRIFT_SPEC if key in p)
+    params.update(kubeconfigs=kubeconfigs, hung_start_after=DRIFT_SPEC["hung_start_after"]["default"])
+    drift, warnings, error = gather_drift(runner, params)
     sections["node_address"] = node_section(drift, error)
     sections["k3s"] = k3s_section(drift, gather_nodes(drift, p["admin_kubeconfig"], p["request_timeout"]), p["service"])
     sections["compose"] = gather_compose(

@@ -170,19 +170,17 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     container_states,
     docker_client,
     drift,
+    of_project,
     oneshots_from_config,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.docker_engine import DockerException
-from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, file_differs
 
 
 def settle_file(module, path, content, diffs):
     """Write ``content`` to ``path`` when it differs (atomically; check mode only reports)."""
-    old = None
-    if os.path.isfile(path):
-        with open(path) as handle:
-            old = handle.read()
-    changed = old != content
+    # Owner, group and mode are the file arguments' (user names), set below.
+    changed, old = file_differs(path, content)
     if changed:
         diffs.append(dict(before=old or "", after=content or "", before_header=path, after_header=path))
         if not module.check_mode:
@@ -319,7 +317,9 @@ def main():
             override_for_hash = os.path.basename(scratch)
         hashes = config_hashes(module, src, p["project_name"], p["files"] + [override_for_hash])
         oneshots = oneshots_from_config(services) | (set([p["generator"]]) if p["kubeconfig_consumers"] else set())
-        result["drift"] = drift(container_states(client, project), hashes, oneshots, p["pulled"])
+        result["drift"] = drift(
+            container_states(client, of_project(containers, project)), hashes, oneshots, p["pulled"]
+        )
     except ComposeError as exc:
         module.fail_json(msg=str(exc), **result)
     except DockerException as exc:

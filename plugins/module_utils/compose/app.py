@@ -20,6 +20,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     ComposeProbe,
     EventWaker,
     failure_details,
+    log_tail,
     with_log_tail,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
@@ -97,14 +98,8 @@ def explain_consumers(client, definition, generator, kubeconfig, log_lines=LOG_L
     ids = containers_of(client, definition.name, generator)
     if not ids:
         return "%s has no container" % generator, []
-    info = client.api.inspect_container(ids[0])
-    state = info.get("State") or {}
-    try:
-        raw = client.api.logs(ids[0], stdout=True, stderr=True, tail=log_lines)
-    except Exception as exc:  # the explanation must not hide the failure it explains
-        raw = ("(logs unavailable: %s)" % exc).encode()
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    lines = text.splitlines()[-log_lines:]
+    state = client.api.inspect_container(ids[0]).get("State") or {}
+    lines = log_tail(client, ids[0], log_lines)
     if state.get("Status") == "running":
         return "%s is still running" % generator, lines
     exit_code = state.get("ExitCode")

@@ -238,6 +238,17 @@ class ComposeProbe:
         return values
 
 
+def log_tail(client, container, lines):
+    """The last ``lines`` lines of a container's log (stdout and stderr), unmasked; a log that
+    cannot be read is one line saying why, never an error that hides the failure it explains."""
+    try:
+        raw = client.api.logs(container, stdout=True, stderr=True, tail=lines)
+    except Exception as exc:
+        raw = ("(logs unavailable: %s)" % exc).encode()
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return text.splitlines()[-lines:]
+
+
 def failure_details(client, probe, names, log_lines):
     secrets = probe.env_values()
     health_logs, logs = {}, {}
@@ -249,12 +260,7 @@ def failure_details(client, probe, names, log_lines):
                     dict(exit_code=e.get("ExitCode"), output=mask((e.get("Output") or "").strip(), secrets))
                     for e in entries
                 ]
-            try:
-                raw = client.api.logs(info["Id"], stdout=True, stderr=True, tail=log_lines)
-            except Exception as exc:
-                raw = ("(logs unavailable: %s)" % exc).encode()
-            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-            logs[name] = [mask(line, secrets) for line in text.splitlines()[-log_lines:]]
+            logs[name] = [mask(line, secrets) for line in log_tail(client, info["Id"], log_lines)]
             break  # the first container of the service is enough
     return health_logs, logs
 

@@ -182,11 +182,11 @@ def drift(containers, hashes, oneshots, pulled=False):
     return problems
 
 
-def container_states(client, project):
-    """The project's containers (one-offs left out) as drift() reads them, from the Engine API:
+def container_states(client, containers):
+    """``containers`` (the Engine API's list of a project's, see of_project) as drift() reads them:
     an exited container's exit code comes from its inspection."""
     found = []
-    for container in list_containers(client, project):
+    for container in containers:
         labels = container.get("Labels") or {}
         state = container.get("State") or ""
         exit_code = 0
@@ -219,9 +219,19 @@ def docker_client(docker_host=None):
     return client
 
 
+def of_project(containers, project):
+    """The containers of ``project`` among ``containers`` (Engine API list), one-offs
+    (`docker compose run`) left out."""
+    return [
+        c
+        for c in containers
+        if (c.get("Labels") or {}).get(LABEL_PROJECT) == project
+        and (c.get("Labels") or {}).get(LABEL_ONEOFF, "False") != "True"
+    ]
+
+
 def list_containers(client, project):
-    containers = client.api.containers(all=True, filters={"label": "%s=%s" % (LABEL_PROJECT, project)})
-    return [c for c in containers if (c.get("Labels") or {}).get(LABEL_ONEOFF, "False") != "True"]
+    return of_project(client.api.containers(all=True, filters={"label": "%s=%s" % (LABEL_PROJECT, project)}), project)
 
 
 def containers_of(client, project, service):
