@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from image_archive import docker_save
 from testhost import flat
+
+# The archive builder the stand-in's unit tests use too (tests/standins/k3s, tests only).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "standins" / "k3s"))
+from image_archive import write_docker_save  # noqa: E402
 
 A = "v1.32.10+k3s1"
 B = "v1.32.11+k3s1"
@@ -150,7 +154,7 @@ def test_image_archives_are_copied_and_imported_by_k3s_at_start(host, tmp_path):
     assert copy.exists
     assert (copy.mode, copy.user, copy.group) == (0o644, "root", "root")
     assert copy.sha256sum == hashlib.sha256(ARCHIVE.read_bytes()).hexdigest()
-    digest = docker_save(str(tmp_path / "same.tar"), "busybox:standin")
+    digest = write_docker_save(str(tmp_path / "same.tar"), "busybox:standin")
     assert (tmp_path / "same.tar").read_bytes() == ARCHIVE.read_bytes()
     images = ctr_images(host)
     assert images.get("docker.io/library/busybox:standin") == digest, images
@@ -161,7 +165,7 @@ def test_image_archives_are_copied_and_imported_by_k3s_at_start(host, tmp_path):
 
 def test_a_changed_image_archive_restarts_k3s_once_and_is_imported(host, ansible_playbook, tmp_path):
     changed = tmp_path / ARCHIVE.name
-    new_digest = docker_save(str(changed), "busybox:standin", "changed\n")
+    new_digest = write_docker_save(str(changed), "busybox:standin", "changed\n")
     old_digest = ctr_images(host)["docker.io/library/busybox:standin"]
     assert new_digest != old_digest
     archives = ["-e", json.dumps({"k3s_airgap_image_archives": [str(changed)]})]

@@ -1,4 +1,5 @@
-"""A small image archive laid out as `docker save` writes it, for the airgap tests of role k3s.
+"""A small image archive laid out as `docker save` writes it, for the airgap tests (tests only):
+the stand-in's unit tests and role k3s's molecule scenario build theirs here.
 
 manifest.json (Config, RepoTags, Layers), the config blob, one layer tar; byte-for-byte the same
 for the same arguments (fixed mtimes), so the role's copy is idempotent. Also returns the digest
@@ -17,7 +18,7 @@ import sys
 import tarfile
 
 
-def _tar(entries: dict[str, bytes]) -> bytes:
+def tar(entries: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
         for name, data in entries.items():
@@ -28,38 +29,46 @@ def _tar(entries: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def _sha(data: bytes) -> str:
+def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def docker_save(path: str, tag: str, content: str = "standin\n") -> str:
-    layer = _tar({"hello.txt": content.encode()})
+def docker_save(tags: list[str], content: bytes = b"standin\n") -> tuple[bytes, str]:
+    """The archive's bytes and the manifest digest containerd gives the image."""
+    layer = tar({"hello.txt": content})
     config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]}},
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}},
         sort_keys=True,
     ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     layer_name = hashlib.sha256(layer).hexdigest() + "/layer.tar"
-    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [layer_name]}]
-    with open(path, "wb") as handle:
-        handle.write(_tar({config_name: config, layer_name: layer, "manifest.json": json.dumps(manifest).encode()}))
+    manifest = [{"Config": config_name, "RepoTags": tags, "Layers": [layer_name]}]
+    archive = tar({config_name: config, layer_name: layer, "manifest.json": json.dumps(manifest).encode()})
     written = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {
                 "mediaType": "application/vnd.docker.container.image.v1+json",
-                "digest": _sha(config),
+                "digest": sha(config),
                 "size": len(config),
             },
             "layers": [
-                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": _sha(layer), "size": len(layer)}
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": sha(layer), "size": len(layer)}
             ],
         },
         separators=(",", ":"),
     ).encode()
-    return _sha(written)
+    return archive, sha(written)
+
+
+def write_docker_save(path: str, tag: str, content: str = "standin\n") -> str:
+    """docker_save of one tag written to ``path``; returns the digest."""
+    archive, digest = docker_save([tag], content.encode())
+    with open(path, "wb") as handle:
+        handle.write(archive)
+    return digest
 
 
 if __name__ == "__main__":
-    print(docker_save(*sys.argv[1:4]))
+    print(write_docker_save(*sys.argv[1:4]))

@@ -9,61 +9,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 
 import pytest
 from conftest import STANDIN
-
-
-def _tar(entries: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        for name, data in entries.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-    return out.getvalue()
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def docker_save(tags: list[str], content: bytes = b"hello\n") -> tuple[bytes, str]:
-    """A `docker save` archive; returns it and the manifest digest containerd gives the image."""
-    layer = _tar({"hello.txt": content})
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}
-    ).encode()
-    hexcfg = hashlib.sha256(config).hexdigest()
-    hexlayer = hashlib.sha256(layer).hexdigest()
-    manifest = [{"Config": f"{hexcfg}.json", "RepoTags": tags, "Layers": [f"{hexlayer}/layer.tar"]}]
-    archive = _tar(
-        {f"{hexcfg}.json": config, f"{hexlayer}/layer.tar": layer, "manifest.json": json.dumps(manifest).encode()}
-    )
-    # The docker schema2 manifest containerd's importer writes for it, compact as Go marshals it.
-    written = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "digest": sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": sha(layer), "size": len(layer)}
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
-    return archive, sha(written)
+from image_archive import docker_save, sha, tar
 
 
 def oci_layout(name: str) -> tuple[bytes, str]:
@@ -90,7 +43,7 @@ def oci_layout(name: str) -> tuple[bytes, str]:
         }
     ).encode()
     blobs = {f"blobs/sha256/{sha(b)[7:]}": b for b in (config, manifest)}
-    return _tar({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index, **blobs}), sha(manifest)
+    return tar({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index, **blobs}), sha(manifest)
 
 
 def compress(data: bytes, name: str) -> bytes:
@@ -171,7 +124,7 @@ def test_a_bad_archive_is_logged_and_the_next_one_is_imported(k3s):
     garbage = place(k3s, "a-garbage.tar", b"this is not a tar archive at all" * 40)
     bad_gzip = place(k3s, "b-not-gzip.tar.gz", b"")
     (k3s.data / "agent/images/b-not-gzip.tar.gz").write_bytes(b"plain bytes")
-    no_manifest = place(k3s, "c-no-manifest.tar", _tar({"hello.txt": b"hi"}))
+    no_manifest = place(k3s, "c-no-manifest.tar", tar({"hello.txt": b"hi"}))
     later = place(k3s, "d-good.tar", good)
     k3s.base_config()
     started = k3s.up()
