@@ -77,3 +77,111 @@ def write_if_changed(path, text, mode=None, uid=None, gid=None):
         return False, before
     atomic_write(path, text, mode, uid, gid)
     return True, before
+
+
+def _ids(owner, group):
+    """(uid, gid, missing): the ids of ``owner``/``group``; names that do not exist are in ``missing``."""
+    import grp
+    import pwd
+
+    missing = []
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        uid = None
+        missing.append("user " + owner)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        gid = None
+        missing.append("group " + group)
+    return uid, gid, missing
+
+
+def _meta_reasons(stat, mode, uid, gid, owner, group):
+    reasons = []
+    if stat.st_mode & 0o7777 != mode:
+        reasons.append("mode %04o -> %04o" % (stat.st_mode & 0o7777, mode))
+    if uid is None or stat.st_uid != uid:
+        reasons.append("owner -> " + owner)
+    if gid is None or stat.st_gid != gid:
+        reasons.append("group -> " + group)
+    return reasons
+
+
+def converge_entry(entry, check_mode, run_command, backup_local):
+    """Converge one file/directory entry (host_files' option shape); return what was observed and done.
+
+    Raises OSError/ValueError with a message naming what failed; in check mode nothing is written
+    and names that do not exist yet are reported as changes."""
+    path, state = entry["path"], entry["state"]
+    outcome = dict(path=path, changed=False, reasons=[])
+    try:
+        stat = os.lstat(path)
+    except OSError:
+        stat = None
+    if state == "absent":
+        if stat is not None:
+            outcome.update(changed=True, reasons=["present"])
+            if not check_mode:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    if os.listdir(path):
+                        raise ValueError("a non-empty directory is not removed")
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+                fsync_dir(os.path.dirname(path))
+        return outcome
+    mode = int(entry["mode"], 8)
+    uid, gid, missing = _ids(entry["owner"], entry["group"])
+    if missing and not check_mode:
+        raise ValueError("%s does not exist" % " and ".join(missing))
+    if state == "directory":
+        if stat is not None and not os.path.isdir(path):
+            raise ValueError("exists and is not a directory")
+        reasons = ["missing"] if stat is None else _meta_reasons(stat, mode, uid, gid, entry["owner"], entry["group"])
+        outcome.update(changed=bool(reasons), reasons=reasons)
+        if reasons and not check_mode:
+            if stat is None:
+                os.makedirs(path, mode)
+            os.chmod(path, mode)
+            os.chown(path, uid, gid)
+        return outcome
+    text = entry["content"]
+    before = None
+    if stat is not None:
+        if not os.path.isfile(path) or os.path.islink(path):
+            raise ValueError("exists and is not a regular file")
+        with open(path, "rb") as handle:
+            before = handle.read().decode("utf-8", "replace")
+    reasons = ["missing"] if stat is None else []
+    if stat is not None:
+        if before != text:
+            reasons.append("content")
+        reasons += _meta_reasons(stat, mode, uid, gid, entry["owner"], entry["group"])
+    outcome.update(changed=bool(reasons), reasons=reasons)
+    if entry["diff"] and (before != text):
+        outcome["diff"] = dict(
+            before_header=path, after_header=path, before=before or "", after=text
+        )
+    if not reasons or check_mode:
+        return outcome
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise ValueError("its directory %s does not exist" % directory)
+    if entry["validate"]:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".validate.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+            rc, out, err = run_command(entry["validate"] % tmp, use_unsafe_shell=True)
+        finally:
+            os.unlink(tmp)
+        if rc != 0:
+            raise ValueError(
+                "the new content failed validation (%s, exit %d): %s" % (entry["validate"], rc, (out + err).strip())
+            )
+    if entry["backup"] and stat is not None:
+        outcome["backup_file"] = backup_local(path)
+    atomic_write(path, text, mode, uid, gid)
+    return outcome
