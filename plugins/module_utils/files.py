@@ -10,7 +10,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
+import hashlib
 import os
+import pwd
 import tempfile
 
 
@@ -81,9 +84,6 @@ def write_if_changed(path, text, mode=None, uid=None, gid=None):
 
 def _ids(owner, group):
     """(uid, gid, missing): the ids of ``owner``/``group``; names that do not exist are in ``missing``."""
-    import grp
-    import pwd
-
     missing = []
     try:
         uid = pwd.getpwnam(owner).pw_uid
@@ -98,7 +98,8 @@ def _ids(owner, group):
     return uid, gid, missing
 
 
-def _meta_reasons(stat, mode, uid, gid, owner, group):
+def _meta_reasons(stat, mode, ids, owner, group):
+    uid, gid = ids
     reasons = []
     if stat.st_mode & 0o7777 != mode:
         reasons.append("mode %04o -> %04o" % (stat.st_mode & 0o7777, mode))
@@ -132,6 +133,8 @@ def converge_entry(entry, check_mode, run_command, backup_local):
                     os.unlink(path)
                 fsync_dir(os.path.dirname(path))
         return outcome
+    if state == "link":
+        return _converge_link(entry, stat, check_mode, outcome)
     mode = int(entry["mode"], 8)
     uid, gid, missing = _ids(entry["owner"], entry["group"])
     if missing and not check_mode:
@@ -139,7 +142,7 @@ def converge_entry(entry, check_mode, run_command, backup_local):
     if state == "directory":
         if stat is not None and not os.path.isdir(path):
             raise ValueError("exists and is not a directory")
-        reasons = ["missing"] if stat is None else _meta_reasons(stat, mode, uid, gid, entry["owner"], entry["group"])
+        reasons = ["missing"] if stat is None else _meta_reasons(stat, mode, (uid, gid), entry["owner"], entry["group"])
         outcome.update(changed=bool(reasons), reasons=reasons)
         if reasons and not check_mode:
             if stat is None:
@@ -147,23 +150,29 @@ def converge_entry(entry, check_mode, run_command, backup_local):
             os.chmod(path, mode)
             os.chown(path, uid, gid)
         return outcome
-    text = entry["content"]
+    if stat is not None and (not os.path.isfile(path) or os.path.islink(path)):
+        raise ValueError("exists and is not a regular file")
+    if entry.get("src_sha1"):
+        return _converge_copy(entry, stat, (mode, uid, gid), check_mode, outcome)
+    text = entry["content"] if entry.get("secret_content") is None else entry["secret_content"]
+    if entry.get("remote_src"):
+        try:
+            with open(entry["remote_src"], "rb") as handle:
+                text = handle.read().decode("utf-8", "replace")
+        except OSError as exc:
+            raise ValueError("cannot read remote_src %s: %s" % (entry["remote_src"], exc.strerror)) from None
     before = None
     if stat is not None:
-        if not os.path.isfile(path) or os.path.islink(path):
-            raise ValueError("exists and is not a regular file")
         with open(path, "rb") as handle:
             before = handle.read().decode("utf-8", "replace")
     reasons = ["missing"] if stat is None else []
     if stat is not None:
         if before != text:
             reasons.append("content")
-        reasons += _meta_reasons(stat, mode, uid, gid, entry["owner"], entry["group"])
+        reasons += _meta_reasons(stat, mode, (uid, gid), entry["owner"], entry["group"])
     outcome.update(changed=bool(reasons), reasons=reasons)
-    if entry["diff"] and (before != text):
-        outcome["diff"] = dict(
-            before_header=path, after_header=path, before=before or "", after=text
-        )
+    if entry["diff"] and entry.get("secret_content") is None and not entry.get("remote_src") and before != text:
+        outcome["diff"] = dict(before_header=path, after_header=path, before=before or "", after=text)
     if not reasons or check_mode:
         return outcome
     directory = os.path.dirname(path)
@@ -184,4 +193,62 @@ def converge_entry(entry, check_mode, run_command, backup_local):
     if entry["backup"] and stat is not None:
         outcome["backup_file"] = backup_local(path)
     atomic_write(path, text, mode, uid, gid)
+    return outcome
+
+
+def _sha1(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _converge_copy(entry, stat, meta, check_mode, outcome):
+    """A file copied from the controller: compared by sha1 (``src_sha1``); the bytes come only when
+    they differ, as ``staged`` (a file the action plugin transferred), in a second call."""
+    path = entry["path"]
+    mode, uid, gid = meta
+    reasons = ["missing"] if stat is None else []
+    if stat is not None and _sha1(path) != entry["src_sha1"]:
+        reasons.append("content")
+    differs = [] if stat is None else _meta_reasons(stat, mode, (uid, gid), entry["owner"], entry["group"])
+    outcome.update(changed=bool(reasons or differs), reasons=reasons + differs)
+    if check_mode or not outcome["changed"]:
+        return outcome
+    if reasons:
+        staged = entry.get("staged")
+        if not staged:
+            outcome["needs_src"] = True
+            return outcome
+        if _sha1(staged) != entry["src_sha1"]:
+            raise ValueError("the transferred copy does not have the controller file's sha1")
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise ValueError("its directory %s does not exist" % directory)
+        with open(staged, "rb") as handle:
+            atomic_write(path, handle.read(), mode, uid, gid)
+    else:
+        os.chmod(path, mode)
+        os.chown(path, uid, gid)
+    return outcome
+
+
+def _converge_link(entry, stat, check_mode, outcome):
+    """A symbolic link to ``target``; a file or link in its place is replaced (as the k3s installer's
+    ln -sf), a directory is refused."""
+    path, target = entry["path"], entry["target"]
+    if stat is not None and os.path.isdir(path) and not os.path.islink(path):
+        raise ValueError("is a directory, not replaced by a link")
+    if stat is not None and os.path.islink(path) and os.readlink(path) == target:
+        return outcome
+    outcome.update(changed=True, reasons=["missing" if stat is None else "link -> " + target])
+    if not check_mode:
+        directory = os.path.dirname(path)
+        tmp = os.path.join(directory, "." + os.path.basename(path) + ".link")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.rename(tmp, path)
+        fsync_dir(directory)
     return outcome

@@ -155,3 +155,29 @@ class LocalRunner:
     @staticmethod
     def warn(message):
         sys.stderr.write("<4>%s\n" % message)
+
+
+# The facts the roles read (distribution and architecture), from the collectors
+# ansible.builtin.setup uses, so the values are the same as gathered ones.
+PLATFORM_FACTS = (
+    "distribution",
+    "distribution_version",
+    "distribution_major_version",
+    "distribution_release",
+    "os_family",
+    "architecture",
+    "system",
+    "machine",
+    "userspace_architecture",
+)
+
+
+def platform_facts(module):
+    """setup's distribution and platform facts the roles use (PLATFORM_FACTS), in one module run."""
+    # Imported here: the host's own programs (host_library) import this file without Ansible.
+    from ansible.module_utils.facts.system.distribution import DistributionFactCollector  # noqa: PLC0415
+    from ansible.module_utils.facts.system.platform import PlatformFactCollector  # noqa: PLC0415
+
+    facts = DistributionFactCollector().collect(module=module)
+    facts.update(PlatformFactCollector().collect(module=module))
+    return {key: facts[key] for key in PLATFORM_FACTS if key in facts}

@@ -75,6 +75,14 @@ options:
         under RV(images) as the archive's ID, so a comparison with the archive holds for Docker's containerd
         image store too, which reports manifest digests as image IDs. A missing or unreadable file is empty.
     type: path
+  platform:
+    description:
+      - Also return the distribution and platform facts (C(ansible_facts.distribution),
+        C(distribution_version), C(distribution_release), C(architecture), ...), from the same
+        collectors as M(ansible.builtin.setup) with C(gather_subset=[distribution, platform]),
+        so a role needs no separate fact-gathering round trip.
+    type: bool
+    default: false
   commands:
     description:
       - Name to argv; each is run when its program exists and reported under RV(commands) as
@@ -107,17 +115,20 @@ EXAMPLES = r"""
       compose: [docker, compose, version, --short]
   register: host
 
-- name: Create the directory only where it differs
+- name: Install kubectl's link only where the probe found none
   ansible.builtin.file:
-    path: /etc/rancher/k3s
-    state: directory
-    mode: "0755"
-  when: >-
-    host.paths['/etc/rancher/k3s']
-    != {'type': 'dir', 'mode': '0755', 'owner': 'root', 'gid': 0}
+    src: /usr/local/bin/k3s
+    dest: /usr/local/bin/kubectl
+    state: link
+  when: host.which.kubectl is none
 """
 
 RETURN = r"""
+ansible_facts:
+  description: With O(platform), the distribution and platform facts (as M(ansible.builtin.setup) names them).
+  returned: when O(platform=true)
+  type: dict
+  sample: {distribution: Debian, distribution_version: "12.11", distribution_release: bookworm, architecture: x86_64}
 paths:
   description: Per path in O(paths), its description (see O(paths)).
   returned: always
@@ -173,6 +184,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.host import
     group_members,
     image_ids,
     package_status,
+    platform_facts,
     run_if_present,
     unit_states,
     user_entry,
@@ -193,6 +205,7 @@ def main():
             images=dict(type="list", elements="str", default=[]),
             image_record=dict(type="path"),
             commands=dict(type="dict", default={}),
+            platform=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -215,6 +228,8 @@ def main():
     result["commands"] = {
         name: run_if_present(module.run_command, module.get_bin_path, argv) for name, argv in p["commands"].items()
     }
+    if p["platform"]:
+        result["ansible_facts"] = platform_facts(module)
     module.exit_json(**result)
 
 

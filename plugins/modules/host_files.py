@@ -40,14 +40,43 @@ options:
         required: true
       state:
         description:
-          - V(file) with O(files[].content), V(directory), or V(absent) (a file or an empty
-            directory is removed; a non-empty directory is refused).
+          - V(file) with O(files[].content), O(files[].secret_content), O(files[].src) or
+            O(files[].remote_src); V(directory); V(link) to O(files[].target) (a file or link in its
+            place is replaced, as C(ln -sf)); or V(absent) (a file, link or empty directory is
+            removed; a non-empty directory is refused).
         type: str
-        choices: [file, directory, absent]
+        choices: [file, directory, link, absent]
         default: file
       content:
-        description: The file's text (O(files[].state=file)).
+        description: The file's text (O(files[].state=file)); or O(files[].src).
         type: str
+      secret_content:
+        description:
+          - Like O(files[].content) for a file holding secrets (a token, passwords): the value is
+            hidden from the result and the task's log (no_log) and never shown in a diff, while the
+            other entries of the same task keep their diff.
+        type: str
+      remote_src:
+        description:
+          - A file on the host whose content this file must have (e.g. a copy of a kubeconfig).
+          - Not shown in a diff.
+        type: path
+      target:
+        description: The link's target (O(files[].state=link)).
+        type: str
+      src:
+        description:
+          - A file on the controller to copy (relative paths are looked up in the role's C(files/)),
+            compared by sha1 on the host; its bytes are transferred only when they differ (a second
+            execution then writes them).
+          - Handled by the action plugin, which passes O(files[].src_sha1) and O(files[].staged).
+        type: path
+      src_sha1:
+        description: Internal (set by the action plugin), the sha1 of O(files[].src).
+        type: str
+      staged:
+        description: Internal (set by the action plugin), the transferred copy of O(files[].src).
+        type: path
       mode:
         description: Octal mode, e.g. V("0644"). Required for V(file) and V(directory).
         type: str
@@ -125,6 +154,11 @@ files:
     backup_file:
       description: The backup's path, when O(files[].backup) made one.
       type: str
+needs_src:
+  description: Internal (for the action plugin), the paths whose O(files[].src) must be transferred.
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -134,8 +168,14 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.files impor
 
 ENTRY_SPEC = dict(
     path=dict(type="path", required=True),
-    state=dict(type="str", choices=["file", "directory", "absent"], default="file"),
+    state=dict(type="str", choices=["file", "directory", "link", "absent"], default="file"),
     content=dict(type="str"),
+    secret_content=dict(type="str", no_log=True),
+    remote_src=dict(type="path"),
+    target=dict(type="str"),
+    src=dict(type="path"),
+    src_sha1=dict(type="str"),
+    staged=dict(type="path"),
     mode=dict(type="str"),
     owner=dict(type="str", default="root"),
     group=dict(type="str", default="root"),
@@ -150,9 +190,14 @@ def entry_problem(entry):
     path, state = entry["path"], entry["state"]
     if not os.path.isabs(path):
         return "files: path %r is not absolute" % path
-    if state == "file" and entry["content"] is None:
-        return "files: %s has state=file but no content" % path
-    if state != "absent":
+    sources = [key for key in ("content", "secret_content", "src_sha1", "remote_src") if entry[key] is not None]
+    if state == "file" and len(sources) != 1:
+        return "files: %s has state=file and needs exactly one of content, secret_content, src and remote_src" % path
+    if (state == "link") != (entry["target"] is not None):
+        return "files: %s: target is for state=link and required there" % path
+    if entry["src"] is not None and entry["src_sha1"] is None:
+        return "files: %s has src but was not run through the host_files action plugin" % path
+    if state in ("file", "directory"):
         mode = entry["mode"]
         if mode is None:
             return "files: %s has no mode" % path
@@ -160,7 +205,7 @@ def entry_problem(entry):
             if not 0 <= int(mode, 8) <= 0o7777:
                 raise ValueError(mode)
         except ValueError:
-            return "files: %s has mode %r, not an octal mode like \"0644\"" % (path, mode)
+            return 'files: %s has mode %r, not an octal mode like "0644"' % (path, mode)
     if entry["validate"] is not None and "%s" not in entry["validate"]:
         return "files: %s validate command has no %%s" % path
     return None
@@ -190,8 +235,9 @@ def main():
         if diff is not None and module._diff:
             diffs.append(diff)
         results.append(outcome)
+    needs_src = [r["path"] for r in results if r.pop("needs_src", False)]
     changed_paths = [r["path"] for r in results if r["changed"]]
-    result = dict(changed=bool(changed_paths), changed_paths=changed_paths, files=results)
+    result = dict(changed=bool(changed_paths), changed_paths=changed_paths, files=results, needs_src=needs_src)
     if diffs:
         result["diff"] = diffs
     module.exit_json(**result)

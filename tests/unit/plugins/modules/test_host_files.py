@@ -1,9 +1,13 @@
 """host_files through its real entry point, on real files (the tests run as root, as the module does)."""
 
+import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
+from conftest import COLLECTIONS
 
 
 def entry(path, **kwargs):
@@ -82,9 +86,8 @@ def test_absent_removes_files_and_empty_directories_only(run_module, tmp_path):
 
 
 def test_secret_entries_stay_out_of_the_diff(run_module, tmp_path):
-    result = run_module(
-        "host_files", {"files": [entry(tmp_path / "s", content="pw=1\n", mode="0600", diff=False)], "_ansible_diff": True}
-    )
+    files = [entry(tmp_path / "s", content="pw=1\n", mode="0600", diff=False)]
+    result = run_module("host_files", {"files": files, "_ansible_diff": True})
     assert result["changed"] and "diff" not in result
 
 
@@ -93,7 +96,7 @@ def test_secret_entries_stay_out_of_the_diff(run_module, tmp_path):
     [
         (dict(path="relative", content="x"), "path 'relative' is not absolute"),
         (dict(path="/x/a", content="x", mode="rw-r--r--"), "/x/a has mode 'rw-r--r--', not an octal mode"),
-        (dict(path="/x/a"), "/x/a has state=file but no content"),
+        (dict(path="/x/a"), "/x/a has state=file and needs exactly one of content, secret_content, src and remote_src"),
         (dict(path="/x/a", content="x", validate="true"), "/x/a validate command has no %s"),
     ],
 )
@@ -103,3 +106,77 @@ def test_bad_entries_are_refused_before_anything_changes(run_module, tmp_path, b
     result = run_module("host_files", {"files": [good, bad]})
     assert result.get("failed") and message in result["msg"], result
     assert not (tmp_path / "first").exists()
+
+
+def _play(tmp_path, files, *args):
+    """Run one host_files task through ansible-playbook (its action plugin) on this machine."""
+    playbook = tmp_path / "play.yml"
+    task = {"integr8scode.provision.host_files": {"files": files}, "register": "out"}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task, {"ansible.builtin.debug": {"var": "out"}}]}]
+    playbook.write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    proc = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=" + sys.executable,
+            str(playbook),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    return tasks[0]["hosts"]["localhost"]
+
+
+def test_a_controller_file_is_transferred_only_when_it_differs(tmp_path):
+    source = tmp_path / "plugin.bin"
+    source.write_bytes(bytes(range(256)) * 4096)
+    dest = tmp_path / "dest" / "docker-compose"
+    dest.parent.mkdir()
+    files = [dict(path=str(dest), src=str(source), mode="0755")]
+    checked = _play(tmp_path, files, "--check")
+    assert checked["changed"] and not dest.exists(), checked
+    first = _play(tmp_path, files)
+    assert first["changed"] and first["files"][0]["reasons"] == ["missing"], first
+    assert dest.read_bytes() == source.read_bytes() and mode_of(dest) == 0o755
+    second = _play(tmp_path, files)
+    assert not second["changed"] and second["needs_src"] == [], second
+    os.chmod(dest, 0o700)
+    meta = _play(tmp_path, files)
+    assert meta["files"][0]["reasons"] == ["mode 0700 -> 0755"] and mode_of(dest) == 0o755
+    source.write_bytes(b"new")
+    third = _play(tmp_path, files)
+    assert third["files"][0]["reasons"] == ["content"] and dest.read_bytes() == b"new", third
+
+
+def test_links_secret_content_and_remote_src(run_module, tmp_path):
+    (tmp_path / "k3s-v1").write_text("binary")
+    (tmp_path / "k3s").write_text("a plain file the installer left")
+    (tmp_path / "admin.yaml").write_text("token: admin-secret\n")
+    files = [
+        dict(path=str(tmp_path / "k3s"), state="link", target=str(tmp_path / "k3s-v1")),
+        dict(path=str(tmp_path / "env"), secret_content="K3S_TOKEN=hunter2\n", mode="0600"),
+        dict(path=str(tmp_path / "config"), remote_src=str(tmp_path / "admin.yaml"), mode="0600"),
+        dict(path=str(tmp_path / "unit"), content="[Unit]\n", mode="0644"),
+    ]
+    first = run_module("host_files", {"files": files, "_ansible_diff": True})
+    assert first["changed_paths"] == [f["path"] for f in files], first
+    assert os.readlink(tmp_path / "k3s") == str(tmp_path / "k3s-v1")
+    assert (tmp_path / "env").read_text() == "K3S_TOKEN=hunter2\n"
+    assert (tmp_path / "config").read_text() == "token: admin-secret\n"
+    assert [d["before_header"] for d in first["diff"]] == [str(tmp_path / "unit")]
+    assert "hunter2" not in str(first) and "admin-secret" not in str(first)
+    assert not run_module("host_files", {"files": files})["changed"]
+    (tmp_path / "admin.yaml").write_text("token: rotated\n")
+    assert run_module("host_files", {"files": files})["changed_paths"] == [str(tmp_path / "config")]
+    gone = run_module("host_files", {"files": [dict(path=str(tmp_path / "k3s"), state="absent")]})
+    assert gone["changed"] and not os.path.lexists(tmp_path / "k3s")
