@@ -16,7 +16,6 @@ __metaclass__ = type
 import ipaddress
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -81,8 +80,10 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit im
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.api import K3sProbe
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.kubeconfig import (
+    LOOPBACK_HOSTS,
     KubeconfigError,
     current_server,
+    point_kubeconfig_at,
     read_kubeconfig,
     server_host,
 )
@@ -92,12 +93,10 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.poll import
     poll,
 )
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Run ids of the scheduled backups (watch.py ``backup``), and how long a scheduled backup and a
 # recovery wait for each other's run lock: a scheduled backup takes seconds to minutes (pv_paths).
 SCHEDULED_RUN_ID = "scheduled-"
 SCHEDULED_LOCK_WAIT = 300.0
-SERVER_LINE = re.compile(r"^(\s*server:\s*https://)(127\.0\.0\.1|localhost|\[::1\])(:\d+)", re.MULTILINE)
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["rebuilt", "restored", "verified"], default="rebuilt"),
@@ -770,7 +769,7 @@ class Rebuild:
         with open(self.p["admin_kubeconfig"]) as handle:
             text = handle.read()
         if user_host and user_host not in LOOPBACK_HOSTS:
-            text = SERVER_LINE.sub(lambda m: m.group(1) + self.p["node_ip"] + m.group(3), text)
+            text = point_kubeconfig_at(text, self.p["node_ip"])
         atomic_write(user, text, 0o600)
         info.update(refreshed=True, server=self.kubeconfig_server_host(user))
 

@@ -34,6 +34,10 @@ except ImportError:
     HAS_YAML = False
 
 DEFAULT_KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
+# The server hosts of a kubeconfig that only works on the k3s host itself: k3s writes its admin
+# kubeconfig with https://127.0.0.1:6443.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_LOOPBACK_SERVER = re.compile(r"^(\s*server:\s*https://)(127\.0\.0\.1|localhost|\[::1\])(:\d+)", re.MULTILINE)
 RECOVER_HINT = "host IP has probably changed; run playbooks/recover.yml (integr8scode.provision.recover)"
 
 # Kinds returned by classify_error().
@@ -95,6 +99,17 @@ def current_server(config, context=None):
     if cluster_name is None and len(clusters) == 1:
         cluster_name = list(clusters)[0]
     return (clusters.get(cluster_name) or {}).get("server")
+
+
+def point_kubeconfig_at(text, address):
+    """``text``, a kubeconfig as k3s writes it, with every loopback ``server:`` URL
+    (https://127.0.0.1, localhost or [::1], port kept) pointing at ``address`` instead: a copy for
+    another machine, or one that followed the node address before a recovery. Other servers and
+    every other line stay as they are (the text is not re-serialised: comments, order and the
+    embedded credentials are kept byte for byte). The one rewrite for the recovery (k3s_rebuild)
+    and the k3s role (filter integr8scode.provision.point_kubeconfig_at)."""
+    host = "[%s]" % address if ":" in address else address
+    return _LOOPBACK_SERVER.sub(lambda match: match.group(1) + host + match.group(3), text)
 
 
 def server_host(server):

@@ -3,6 +3,7 @@ comparing a kubeconfig's server and CA with the cluster's."""
 
 import hashlib
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -150,3 +151,59 @@ def test_kubeconfig_server_and_ca(tmp_path):
     info = kc.kubeconfig_info(str(path), other_pem)
     assert info["ca_matches"] is False
     assert kc.kubeconfig_info(str(tmp_path / "none"), ca_pem)["exists"] is False
+
+
+K3S_YAML = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTg==
+    server: https://127.0.0.1:6443
+  name: default
+- cluster:
+    server: https://localhost:7443
+  name: local
+- cluster:
+    server: "https://[::1]:6443"
+  name: six
+- cluster:
+    server: https://10.0.0.9:6443
+  name: remote
+contexts: []
+# server: https://127.0.0.1:6443 in a comment is not a key
+users:
+- name: default
+  user:
+    token: abc:127.0.0.1:6443
+"""
+
+
+def test_point_kubeconfig_at_rewrites_only_loopback_servers():
+    out = kc.point_kubeconfig_at(K3S_YAML, "10.77.0.5")
+    assert "    server: https://10.77.0.5:6443\n" in out
+    assert "    server: https://10.77.0.5:7443\n" in out
+    # The quoted [::1] URL is left alone: its line does not start with the URL (k3s never writes it so).
+    assert '    server: "https://[::1]:6443"\n' in out
+    assert "    server: https://10.0.0.9:6443\n" in out
+    assert "# server: https://127.0.0.1:6443 in a comment" in out
+    assert "token: abc:127.0.0.1:6443" in out
+    # Nothing else changed, byte for byte.
+    assert out.replace("10.77.0.5:6443", "127.0.0.1:6443", 1).replace("10.77.0.5:7443", "localhost:7443") == K3S_YAML
+
+
+def test_point_kubeconfig_at_brackets_ipv6_and_keeps_text_without_a_loopback_server():
+    assert kc.point_kubeconfig_at("  server: https://[::1]:6443\n", "fd00::5") == "  server: https://[fd00::5]:6443\n"
+    remote = "  server: https://10.0.0.9:6443\n"
+    assert kc.point_kubeconfig_at(remote, "10.77.0.5") == remote
+    assert kc.point_kubeconfig_at("", "10.77.0.5") == ""
+
+
+def test_point_kubeconfig_at_matches_the_k3s_roles_former_jinja_rewrite():
+    """The regex_replace roles/k3s/tasks/kubeconfig.yml used before the filter, applied by Python's
+    re as Jinja's regex_replace does: the same output for k3s's admin kubeconfig."""
+    jinja = re.sub(
+        r"(?m)^(\s*server:\s*https://)(127\.0\.0\.1|localhost|\[::1\])(:\d+)",
+        r"\g<1>" + "10.77.0.5" + r"\g<3>",
+        K3S_YAML,
+    )
+    assert kc.point_kubeconfig_at(K3S_YAML, "10.77.0.5") == jinja
