@@ -12,6 +12,7 @@ only these.
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
@@ -48,6 +49,21 @@ def tree_drift(files, root, host_tree, owner, gid, *, mode=None):
     return drift
 
 
+def file_entries(items, key="path", into="", **common):
+    """host_files entries from a list: ``{key: item}`` plus ``common``; with ``into``, ``path`` is
+    ``into/<basename of item>`` (e.g. controller files copied into one directory)."""
+    if not isinstance(items, (list, tuple)):
+        raise AnsibleFilterError("file_entries input must be a list, got %s" % type(items).__name__)
+    entries = []
+    for item in items:
+        entry = {key: item}
+        if into:
+            entry["path"] = "%s/%s" % (into.rstrip("/"), posixpath.basename(str(item)))
+        entry.update(common)
+        entries.append(entry)
+    return entries
+
+
 class FilterModule:
     def filters(self):
-        return {"tree_drift": tree_drift}
+        return {"tree_drift": tree_drift, "file_entries": file_entries}

@@ -83,18 +83,24 @@ def write_if_changed(path, text, mode=None, uid=None, gid=None):
 
 
 def _ids(owner, group):
-    """(uid, gid, missing): the ids of ``owner``/``group``; names that do not exist are in ``missing``."""
+    """(uid, gid, missing): the ids of ``owner``/``group`` (names or numeric ids); names that do not exist
+    are in ``missing``."""
     missing = []
-    try:
-        uid = pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        uid = None
-        missing.append("user " + owner)
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        gid = None
-        missing.append("group " + group)
+    uid = gid = None
+    if str(owner).isdigit():
+        uid = int(owner)
+    else:
+        try:
+            uid = pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            missing.append("user " + owner)
+    if str(group).isdigit():
+        gid = int(group)
+    else:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            missing.append("group " + group)
     return uid, gid, missing
 
 
@@ -160,7 +166,11 @@ def converge_entry(entry, check_mode, run_command, backup_local):
             with open(entry["remote_src"], "rb") as handle:
                 text = handle.read().decode("utf-8", "replace")
         except OSError as exc:
-            raise ValueError("cannot read remote_src %s: %s" % (entry["remote_src"], exc.strerror)) from None
+            if not check_mode:
+                raise ValueError("cannot read remote_src %s: %s" % (entry["remote_src"], exc.strerror)) from None
+            # Check mode on a bare host: an earlier task of a real run makes it (k3s writes k3s.yaml).
+            outcome.update(changed=True, reasons=["remote_src %s missing" % entry["remote_src"]])
+            return outcome
     before = None
     if stat is not None:
         with open(path, "rb") as handle:

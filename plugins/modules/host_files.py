@@ -81,11 +81,11 @@ options:
         description: Octal mode, e.g. V("0644"). Required for V(file) and V(directory).
         type: str
       owner:
-        description: User name.
+        description: User name or numeric uid.
         type: str
         default: root
       group:
-        description: Group name.
+        description: Group name or numeric gid.
         type: str
         default: root
       validate:

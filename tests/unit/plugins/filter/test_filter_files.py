@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.integr8scode.provision.plugins.filter.files import FilterModule, tree_drift
+from ansible_collections.integr8scode.provision.plugins.filter.files import FilterModule, file_entries, tree_drift
 
 ROOT = "/src/tree/"
 
@@ -18,7 +18,7 @@ def held(checksum="a" * 40, mode="0644", owner="app", gid=1000):
 
 
 def test_registered_under_its_name():
-    assert FilterModule().filters() == {"tree_drift": tree_drift}
+    assert FilterModule().filters() == {"tree_drift": tree_drift, "file_entries": file_entries}
 
 
 def test_a_host_copy_equal_in_content_owner_group_and_mode_is_no_drift():
@@ -63,3 +63,14 @@ def test_directories_need_a_directory_and_symlinks_always_drift():
 def test_bad_input_names_what_is_wrong(files, host, message):
     with pytest.raises(AnsibleFilterError, match=message):
         tree_drift(files, ROOT, host, "app", 1000)
+
+
+def test_file_entries_build_host_files_entries():
+    assert file_entries(["/b/kubectl"], state="link", target="/b/k3s") == [
+        {"path": "/b/kubectl", "state": "link", "target": "/b/k3s"}
+    ]
+    assert file_entries(["/ctl/a.tar.zst"], key="src", into="/d/images/", mode="0644") == [
+        {"src": "/ctl/a.tar.zst", "path": "/d/images/a.tar.zst", "mode": "0644"}
+    ]
+    with pytest.raises(AnsibleFilterError, match="file_entries input must be a list, got str"):
+        file_entries("/b/kubectl")

@@ -180,3 +180,11 @@ def test_links_secret_content_and_remote_src(run_module, tmp_path):
     assert run_module("host_files", {"files": files})["changed_paths"] == [str(tmp_path / "config")]
     gone = run_module("host_files", {"files": [dict(path=str(tmp_path / "k3s"), state="absent")]})
     assert gone["changed"] and not os.path.lexists(tmp_path / "k3s")
+
+
+def test_a_missing_remote_src_is_a_change_in_check_mode_and_an_error_otherwise(run_module, tmp_path):
+    files = [dict(path=str(tmp_path / "config"), remote_src=str(tmp_path / "k3s.yaml"), mode="0600", group="0")]
+    checked = run_module("host_files", {"files": files}, check_mode=True)
+    assert checked["changed"] and checked["files"][0]["reasons"] == [f"remote_src {tmp_path}/k3s.yaml missing"]
+    real = run_module("host_files", {"files": files})
+    assert real.get("failed") and f"cannot read remote_src {tmp_path}/k3s.yaml" in real["msg"], real
