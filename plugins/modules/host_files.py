@@ -52,7 +52,7 @@ options:
         type: str
       secret_content:
         description:
-          - Like O(files[].content) for a file holding secrets (a token, passwords): the value is
+          - Like O(files[].content) for a file holding secrets (a token, passwords). The value is
             hidden from the result and the task's log (no_log) and never shown in a diff, while the
             other entries of the same task keep their diff.
         type: str
