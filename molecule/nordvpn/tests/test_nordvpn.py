@@ -12,6 +12,10 @@ from testhost import flat
 
 STATE = "/var/lib/nordvpn/standin-settings.json"
 ROLE = "integr8scode.provision.nordvpn : "
+# The role's one task on the host (module nordvpn_settings): it reports every change.
+SETTINGS = ROLE + (
+    "Read the NordVPN client's settings and set LAN discovery, the allowlist and port 53 where they differ"
+)
 
 
 def settings(host) -> list[str]:
@@ -43,12 +47,14 @@ def test_lan_discovery_is_set_once_and_a_rerun_changes_nothing(host, ansible_pla
     assert host.run("nordvpn set lan-discovery disabled").rc == 0
     check = ansible_playbook("converge.yml", "--check")
     assert check.returncode == 0, check.output[-3000:]
-    assert check.changed_tasks() == [ROLE + "Report the LAN discovery change check mode would make"]
+    assert check.changed_tasks() == [SETTINGS]
+    assert "LAN Discovery is disabled; a real run sets it to enabled." in flat(check.output)
     assert "LAN Discovery: disabled" in settings(host), "check mode changed the client"
 
     first = ansible_playbook("converge.yml")
     assert first.returncode == 0, first.output[-3000:]
-    assert first.changed_tasks() == [ROLE + "Run nordvpn set lan-discovery enabled"]
+    assert first.changed_tasks() == [SETTINGS]
+    assert "LAN Discovery was disabled; set to enabled." in flat(first.output)
     assert "LAN Discovery: enabled" in settings(host)
 
     second = ansible_playbook("converge.yml")
@@ -56,11 +62,36 @@ def test_lan_discovery_is_set_once_and_a_rerun_changes_nothing(host, ansible_pla
     assert second.total("changed") == 0, second.changed_tasks()
 
 
+def host_executions(run) -> list[str]:
+    """The connection lines of a -vvv run: one per task that ran on the host. Controller-only tasks
+    (validation, set_fact, the report) make none."""
+    return [line for line in run.output.splitlines() if "ESTABLISH" in line and "CONNECTION" in line]
+
+
+def test_a_no_change_run_is_one_execution_on_the_host_with_and_without_the_client(host, ansible_playbook):
+    converged = ansible_playbook("converge.yml", "-vvv")
+    assert converged.returncode == 0, converged.output[-3000:]
+    assert converged.total("changed") == 0, converged.changed_tasks()
+    assert "ESTABLISH" in converged.output, "the run was not verbose"
+    assert len(host_executions(converged)) == 1, host_executions(converged)
+    assert host.run("mv /usr/bin/nordvpn /usr/bin/nordvpn.hidden").rc == 0
+    try:
+        absent = ansible_playbook("converge.yml", "-vvv")
+    finally:
+        assert host.run("mv /usr/bin/nordvpn.hidden /usr/bin/nordvpn").rc == 0
+    assert absent.returncode == 0, absent.output[-3000:]
+    assert "NordVPN client not found on this host" in flat(absent.output)
+    assert len(host_executions(absent)) == 1, host_executions(absent)
+    for run in (converged, absent):
+        print(f"\nNORDVPN no-change run: {len(host_executions(run))} execution(s) on the host, recap {run.recap}")
+
+
 def test_missing_allowlist_entry_is_added_again(host, ansible_playbook):
     assert host.run("nordvpn allowlist remove subnet 203.0.113.0/24").rc == 0
     run = ansible_playbook("converge.yml")
     assert run.returncode == 0, run.output[-3000:]
-    assert run.changed_tasks() == [ROLE + "Run nordvpn allowlist add subnet"]
+    assert run.changed_tasks() == [SETTINGS]
+    assert "Added 203.0.113.0/24 to the NordVPN allowlist." in flat(run.output)
     assert "203.0.113.0/24" in state(host)["subnets"]
 
 
@@ -76,7 +107,8 @@ def test_absent_client_is_skipped_with_a_message(host, ansible_playbook):
     assert run.total("changed") == 0, run.changed_tasks()
     assert check.returncode == 0, check.output[-3000:]
     assert check.total("changed") == 0, check.changed_tasks()
-    assert "Read the client's settings" not in flat(run.output)
+    # Nothing was asked of a client (the module found none): no needs, no changes reported.
+    assert "k3s and the stack need" not in flat(run.output)
 
 
 def test_daemon_down_fails_naming_the_service(host, ansible_playbook):
@@ -208,21 +240,22 @@ def test_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, ansible_
         custom = ansible_playbook("converge.yml", *off, "-e", '{"k3s_extra_config": {"cluster-cidr": "10.52.0.0/16"}}')
         after_custom = state(host)
     assert check.returncode == 0, check.output[-3000:]
-    assert check.changed_tasks() == [
-        ROLE + "Report the LAN discovery change check mode would make",
-        ROLE + "Report the allowlist additions check mode would make",
-    ]
+    assert check.changed_tasks() == [SETTINGS]
+    assert "LAN Discovery is enabled; a real run sets it to disabled." in flat(check.output)
+    assert f"A real run adds {', '.join(needed)} to the NordVPN allowlist." in flat(check.output)
     assert (check_state["lan_discovery"], check_state["subnets"]) == (True, ["203.0.113.0/24"]), check_state
     assert first.returncode == 0, first.output[-3000:]
-    assert first.changed_tasks() == [
-        ROLE + "Turn LAN discovery off and allowlist what k3s and the stack need, in one command"
-    ]
+    # LAN discovery off and the allowlisting in one module execution (the firewall drops the LAN in between).
+    assert first.changed_tasks() == [SETTINGS]
+    assert "LAN Discovery was enabled; set to disabled." in flat(first.output)
+    assert f"Added {', '.join(needed)} to the NordVPN allowlist." in flat(first.output)
     assert after_first["lan_discovery"] is False
     assert sorted(after_first["subnets"]) == sorted(["203.0.113.0/24"] + needed), after_first
     assert second.returncode == 0, second.output[-3000:]
     assert second.total("changed") == 0, second.changed_tasks()
     # The cluster CIDR follows the k3s role's k3s_extra_config.
-    assert custom.changed_tasks() == [ROLE + "Run nordvpn allowlist add subnet"], custom.output[-3000:]
+    assert custom.changed_tasks() == [SETTINGS], custom.output[-3000:]
+    assert "Added 10.52.0.0/16 to the NordVPN allowlist." in flat(custom.output)
     assert "10.52.0.0/16" in after_custom["subnets"], after_custom
     # Back on (connected() turned it on): the client dropped the private subnets again.
     assert state(host)["subnets"] == ["203.0.113.0/24"], state(host)

@@ -42,6 +42,10 @@ REPO = Path(__file__).resolve().parents[3]
 RECOVER = str(REPO / "playbooks" / "recover.yml")
 NEW_IP, NEW_GW = "10.77.0.5", "10.77.0.1"
 ROLE = "integr8scode.provision.nordvpn : "
+# The role's one task on the host (module nordvpn_settings): it reports every change.
+SETTINGS = ROLE + (
+    "Read the NordVPN client's settings and set LAN discovery, the allowlist and port 53 where they differ"
+)
 # Step g, h: a DNS responder in a network namespace of the test host, behind the bridge br-i8cdns,
 # at a private address (10/8: inside LAN discovery's ranges and NordVPN's lan_ranges set).
 DNS_PROGRAM = (Path(__file__).resolve().parents[1] / "dns_responder.py").read_text()
@@ -327,8 +331,9 @@ def test_step_g_dns_to_a_private_resolver_across_a_bridge(host, ansible_playbook
         )
         check = ansible_playbook("converge.yml", "--tags", "nordvpn", "--check")
         assert check.returncode == 0, f"step g: check mode failed: {check.output[-3000:]}"
-        assert check.changed_tasks() == [ROLE + "Report the DNS port additions check mode would make"], (
-            f"step g: check mode: {check.changed_tasks()}"
+        assert check.changed_tasks() == [SETTINGS], f"step g: check mode: {check.changed_tasks()}"
+        assert "A real run adds port 53 (UDP, TCP) to the NordVPN allowlist." in flat(check.output), (
+            f"step g: check mode did not say what it would add: {check.output[-3000:]}"
         )
         assert dns_port_protocols(host) == [], "step g: check mode allowlisted port 53"
 
@@ -336,9 +341,10 @@ def test_step_g_dns_to_a_private_resolver_across_a_bridge(host, ansible_playbook
         run = ansible_playbook("converge.yml", "--tags", "nordvpn")
         print(f"\nVPN STEP g: site.yml --tags nordvpn allowlisting port 53 {time.monotonic() - start:.1f}s")
         assert run.returncode == 0, f"step g: site.yml --tags nordvpn failed: {run.output[-4000:]}"
-        # One change per protocol: the client refuses `add port 53` whole when one protocol has it.
-        added = ROLE + "Run nordvpn allowlist add port 53 for DNS to private-range resolvers"
-        assert run.changed_tasks() == [added, added], f"step g: unexpected changes: {run.changed_tasks()}"
+        # One addition per protocol (the client refuses `add port 53` whole when one protocol has it), in
+        # the one module execution.
+        assert run.changed_tasks() == [SETTINGS], f"step g: unexpected changes: {run.changed_tasks()}"
+        assert "Added port 53 (UDP, TCP) to the NordVPN allowlist." in flat(run.output), run.output[-3000:]
         assert dns_port_protocols(host) == ["TCP", "UDP"], "step g: port 53 not allowlisted for both protocols"
         paths = dns_paths(host)
         assert all(a[0] for a in paths.values()), f"step g: DNS still dropped after the role ran: {paths}"
@@ -404,10 +410,9 @@ def test_step_i_lan_discovery_off_allowlists_what_k3s_and_the_stack_need(host, a
         run = ansible_playbook("converge.yml", "--tags", "nordvpn", "-e", "nordvpn_lan_discovery=false")
         print(f"\nVPN STEP i: site.yml --tags nordvpn turning LAN discovery off {time.monotonic() - start:.1f}s")
         assert run.returncode == 0, f"step i: site.yml with nordvpn_lan_discovery=false failed: {run.output[-4000:]}"
-        assert run.changed_tasks() == [
-            "integr8scode.provision.nordvpn : Turn LAN discovery off and allowlist what k3s and the stack need, "
-            "in one command"
-        ], f"step i: unexpected changes: {run.changed_tasks()}"
+        # LAN discovery off and the allowlisting in one module execution: the firewall drops the LAN in between.
+        assert run.changed_tasks() == [SETTINGS], f"step i: unexpected changes: {run.changed_tasks()}"
+        assert "LAN Discovery was enabled; set to disabled." in flat(run.output), run.output[-3000:]
         assert "LAN Discovery: disabled" in sh(host, "nordvpn settings"), "step i: LAN discovery still on"
         needed = ["10.42.0.0/16", "10.43.0.0/16", "172.20.0.0/14", "10.77.0.0/24"]
         assert sorted(allowlist(host)) == sorted(mirror + needed), (

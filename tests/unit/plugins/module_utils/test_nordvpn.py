@@ -1,6 +1,6 @@
 """module_utils/nordvpn.py and the host status's VPN part, over what nordvpn-linux prints (the
 stand-in's README quotes the client's source for each line: tests/standins/nordvpn/README.md).
-The role's YAML twin of the settings parser is roles/nordvpn/tasks/configure.yml."""
+The same parser serves module nordvpn_settings (role nordvpn): test_nordvpn_settings_logic.py."""
 
 from __future__ import annotations
 
