@@ -33,7 +33,20 @@ description:
     holds a published TCP port that none of the project's running containers publishes.
   - Sums the services' C(mem_limit)s and compares them with the host's memory, warning or, with
     O(memory_check=strict), failing.
+  - Makes each of O(bind_files) a file before any container could start - an empty one (mode
+    O(bind_file_mode), owner and group of the file arguments) where there is none, in place of the
+    empty directory Docker creates for a missing bind-mount source; an existing file is left to its
+    writer (cert-generator for the app kubeconfig).
 options:
+  bind_files:
+    description: Files the project bind-mounts that a service writes later, relative to O(project_src).
+    type: list
+    elements: str
+    default: []
+  bind_file_mode:
+    description: Mode of a file O(bind_files) creates.
+    type: str
+    default: "0600"
   project_src:
     description: The compose project directory (the checkout).
     type: path
@@ -129,6 +142,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+bind_files:
+  description: Per path of O(bind_files) that needed it, V(created) or V(replaced a directory).
+  returned: always
+  type: dict
+  sample: {backend/kubeconfig.yaml: created}
 drift:
   description: What C(docker compose up) must change, one line each; empty when converged.
   returned: always
@@ -191,6 +209,35 @@ def settle_file(module, path, content, diffs):
     return changed
 
 
+def prepare_bind_file(module, path, mode):
+    """What ``path``, a file the compose project bind-mounts, needed: '' (a file already: left as it
+    is, its writer owns it), 'created' (an empty file), or 'replaced a directory' (an empty one,
+    which Docker makes when a container starts before the file exists: the writer could then never
+    create the file; upstream's deploy notes). A non-empty directory fails."""
+    if os.path.isfile(path):
+        return ""
+    action = "created"
+    if os.path.isdir(path) and not os.path.islink(path):
+        if os.listdir(path):
+            raise preflight.PreflightError(
+                "%s is a non-empty directory where the stack bind-mounts a file; move it away" % path
+            )
+        action = "replaced a directory"
+    if module.check_mode:
+        return action
+    if action != "created":
+        os.rmdir(path)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+        module.set_fs_attributes_if_different(module.load_file_common_arguments(module.params, path=directory), False)
+    atomic_write(path, b"", int(mode, 8))
+    file_args = module.load_file_common_arguments(module.params, path=path)
+    file_args["mode"] = mode
+    module.set_fs_attributes_if_different(file_args, True)
+    return action
+
+
 def remove_file(module, path, diffs):
     if not os.path.exists(path):
         return False
@@ -215,6 +262,8 @@ def main():
             check_clashes=dict(type="bool", default=True),
             memory_check=dict(type="str", choices=["off", "warn", "strict"], default="warn"),
             pulled=dict(type="bool", default=False),
+            bind_files=dict(type="list", elements="str", default=[]),
+            bind_file_mode=dict(type="str", default="0600"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
@@ -232,6 +281,7 @@ def main():
         settings=dict(path=settings_path, changed=False, keys=sorted(p["app_settings"])),
         clashes=dict(names=[], ports=[]),
         memory=dict(limits={}, total=0, host=None, problem=None),
+        bind_files={},
     )
     diffs = []
     try:
@@ -257,13 +307,17 @@ def main():
         doc = preflight.override_document(services, p["generator"], p["kubeconfig_consumers"], settings_source)
         result["override"]["services"] = sorted(doc["services"])
         result["override"]["changed"] = settle_file(module, override_path, preflight.render_override(doc), diffs)
+        for rel in p["bind_files"]:
+            action = prepare_bind_file(module, os.path.join(src, rel), p["bind_file_mode"])
+            if action:
+                result["bind_files"][rel] = action
     except preflight.PreflightError as exc:
         module.fail_json(msg=str(exc), **result)
     except ComposeError as exc:
         module.fail_json(msg=str(exc), **result)
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or override_path, exc), **result)
-    result["changed"] = result["override"]["changed"] or result["settings"]["changed"]
+    result["changed"] = result["override"]["changed"] or result["settings"]["changed"] or bool(result["bind_files"])
 
     if p["memory_check"] != "off":
         try:

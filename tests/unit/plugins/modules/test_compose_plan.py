@@ -174,3 +174,25 @@ def test_mem_limits_beyond_the_host_warn_or_fail(run_module, project):
 def test_an_unknown_consumer_is_named(run_module, project):
     res = plan(run_module, project, kubeconfig_consumers=["pod-monitr"])
     assert res["_rc"] == 1 and "no service pod-monitr" in res["msg"]
+
+
+def test_a_bind_mounted_file_is_created_and_a_directory_docker_made_replaced(run_module, project):
+    kubeconfig = os.path.join(project["dir"], "backend", "kubeconfig.yaml")
+    os.mkdir(kubeconfig)
+    checked = plan(run_module, project, check_mode=True, bind_files=["backend/kubeconfig.yaml", "new/dir/f"])
+    expected = {"backend/kubeconfig.yaml": "replaced a directory", "new/dir/f": "created"}
+    assert checked.get("bind_files") == expected, checked.get("msg")
+    assert os.path.isdir(kubeconfig)
+    res = plan(run_module, project, bind_files=["backend/kubeconfig.yaml"], bind_file_mode="0640")
+    assert res["_rc"] == 0 and res["bind_files"] == {"backend/kubeconfig.yaml": "replaced a directory"}, res
+    assert os.path.isfile(kubeconfig) and os.stat(kubeconfig).st_mode & 0o777 == 0o640
+    with open(kubeconfig, "w") as handle:
+        handle.write("apiVersion: v1\n")
+    os.chmod(kubeconfig, 0o600)
+    again = plan(run_module, project, bind_files=["backend/kubeconfig.yaml"], bind_file_mode="0640")
+    assert again["bind_files"] == {} and open(kubeconfig).read() == "apiVersion: v1\n"
+    assert os.stat(kubeconfig).st_mode & 0o777 == 0o600
+    os.remove(kubeconfig)
+    os.makedirs(os.path.join(kubeconfig, "inside"))
+    refused = plan(run_module, project, bind_files=["backend/kubeconfig.yaml"])
+    assert refused.get("failed") and "is a non-empty directory where the stack bind-mounts a file" in refused["msg"]
