@@ -19,6 +19,8 @@ import stat
 import subprocess
 import sys
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import unit_states as read_unit_states
+
 
 def _digest(path, algorithm):
     digest = hashlib.new(algorithm)
@@ -86,13 +88,14 @@ def package_status(run_command, names):
 
 
 def unit_states(run_command, units):
-    """{unit: {enabled, active}} as `systemctl is-enabled` / `is-active` name them."""
-    states = {}
-    for unit in units:
-        _rc, enabled, _err = run_command(["systemctl", "is-enabled", unit])
-        _rc, active, _err = run_command(["systemctl", "is-active", unit])
-        states[unit] = dict(enabled=enabled.strip(), active=active.strip())
-    return states
+    """{unit: {enabled, active}}: the unit file state and the active state, as `systemctl
+    is-enabled` / `is-active` name them (enabled, disabled, static, masked, ...; active, inactive,
+    activating, failed, ...), from the one reading of a unit's state (k3s/unit.py ``unit_states``,
+    one `systemctl show` for all units); '' where systemd reports none (no unit file)."""
+    return dict(
+        (unit, dict(enabled=state.get("unit_file_state") or "", active=state.get("active_state") or ""))
+        for unit, state in read_unit_states(run_command, units).items()
+    )
 
 
 def run_if_present(run_command, get_bin_path, argv):

@@ -230,6 +230,21 @@ options:
         M(integr8scode.provision.k3s_config) writes for site.yml and the drift watcher reads at every
         check. Omitted, that file is left as it is.
     type: dict
+  final_check:
+    description:
+      - With O(state=rebuilt), after a recovery that succeeded, the M(integr8scode.provision.k3s_drift)
+        check once more in the same process, on what the run rebuilt: O(config_file), O(data_dir),
+        O(service), O(node_name), O(node_ip) pinned, and the kubeconfigs the run rewrote (O(admin_kubeconfig),
+        O(user_kubeconfig), O(app_kubeconfig) once the app was reconnected); the nodes the run saw Ready stand
+        for the API listing. Drift it still finds fails the module (stage C(final_check)); the recovery
+        stands and its verified backup is kept. RV(after) holds its findings.
+    type: bool
+    default: false
+  release_hold:
+    description:
+      - With O(state=rebuilt), the drift watcher's state directory: a hold a rollback set there (the watcher
+        does not recover while held) ends once the recovery succeeded (RV(hold_released)).
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -324,7 +339,7 @@ restored:
   type: list
   elements: str
 timings:
-  description: Seconds spent in each phase (prepare, backup, rebuild, k3s_ready, cert_generator, workers).
+  description: Seconds spent in each phase (prepare, backup, rebuild, k3s_ready, cert_generator, workers, final_check).
   returned: state=rebuilt
   type: dict
 started_at:
@@ -337,8 +352,19 @@ workers_ready_at:
     no healthcheck, as upstream's), before the token proof (null without an app).
   returned: state=rebuilt
   type: float
+after:
+  description:
+    - With O(final_check), the drift check after the recovery (C(drift), C(findings), C(node_ip)), as
+      M(integr8scode.provision.k3s_drift) returns them.
+  returned: state=rebuilt with final_check, once the recovery succeeded
+  type: dict
+hold_released:
+  description: With O(release_hold), whether a hold of the watcher was ended.
+  returned: state=rebuilt with release_hold, once the recovery succeeded
+  type: bool
 stage:
-  description: On failure, the phase that failed (C(lock), C(backup), C(rebuild), C(k3s_ready), C(app)).
+  description:
+    - On failure, the phase that failed (C(lock), C(backup), C(rebuild), C(k3s_ready), C(app), C(final_check)).
   returned: failure
   type: str
 journal_tail:

@@ -311,9 +311,11 @@ def assess(facts):
     return findings
 
 
-def detect(module, params):
+def detect(module, params, known_nodes=None):
     """(result, warnings) of the drift check; ``module`` runs commands (run_command,
-    get_bin_path). Raises DriftError when the host cannot be read."""
+    get_bin_path). ``known_nodes``: the node names a caller has just read through the API (the
+    recovery, once its node was Ready), which with embedded etcd stand for the API listing. Raises
+    DriftError when the host cannot be read."""
     if params["node_ip"] and not is_ip(params["node_ip"]):
         raise DriftError("node_ip: %r is not an IP address" % params["node_ip"])
 
@@ -381,7 +383,9 @@ def detect(module, params):
     else:
         service = dict(parse_unit_show(""), error="systemctl not found")
     nodes_unknown = None
-    if datastore == "etcd":
+    if datastore == "etcd" and known_nodes is not None:
+        nodes = dict((name, []) for name in known_nodes)
+    elif datastore == "etcd":
         k3s_binary = module.get_bin_path("k3s")
         if service.get("active_state") == "active" and k3s_binary and params["kubeconfigs"]:
             names, nodes_unknown = api_node_names(module, k3s_binary, params["kubeconfigs"][0])

@@ -136,6 +136,10 @@ ARGUMENT_SPEC = dict(
     recheck=dict(type="dict"),
     force=dict(type="bool", default=False),
     pins=dict(type="dict"),
+    # recover.yml's last word on a recovery that succeeded (the watcher judges at its next check).
+    final_check=dict(type="bool", default=False),
+    # The watcher's state directory: a hold a rollback set there ends once the recovery succeeded.
+    release_hold=dict(type="path"),
 )
 
 
@@ -336,6 +340,60 @@ class Rebuild:
             self.result["signals_deferred"] = [signal_name(s) for s in self.guard.received]
         self.result["changed"] = True
         self.result["elapsed"] = round(time.time() - self.started_at, 3)
+        self.check_after()
+        self.release_hold()
+
+    def check_after(self):
+        """With ``final_check``: the drift check once more, on what this run rebuilt, in this
+        process (recover.yml's last word; a module run of its own cost seconds after the workers
+        were healthy). It checks the address the run rebuilt onto (pinned), config.yaml, the
+        certificates, the datastore and the kubeconfigs the run rewrote (the app's once it was
+        reconnected), and takes the nodes the run saw Ready instead of listing them again. Drift
+        it still finds fails the run; the recovery stands and its verified backup is kept."""
+        p = self.p
+        if not p["final_check"]:
+            return
+        mark = time.monotonic()
+        params = dict((name, spec.get("default")) for name, spec in DRIFT_SPEC.items())
+        reconnected = (self.result.get("app") or {}).get("reconnected")
+        params.update(
+            config_file=p["config_file"], data_dir=p["data_dir"], service=p["service"], node_name=p["node_name"],
+            node_ip=p["node_ip"],
+            kubeconfigs=[path for path in (p["admin_kubeconfig"], p["user_kubeconfig"],
+                                           p["app_kubeconfig"] if reconnected else None) if path],
+        )  # fmt: skip
+        seen = [node.get("name") for node in self.result.get("nodes") or () if node.get("name")]
+        try:
+            after, warnings = detect(self.runner, params, known_nodes=seen or None)
+        except DriftError as exc:
+            self.fail(
+                "final_check",
+                "k3s was rebuilt on %s (backup kept at %s), but the drift check after the recovery could not read "
+                "the host: %s" % (p["node_ip"], p["backup_dir"], exc),
+            )
+        for warning in warnings:
+            self.runner.warn(warning)
+        drifted = [f for f in after["findings"] if f["severity"] == "drift"]
+        self.result["after"] = dict(drift=after["drift"], findings=after["findings"], node_ip=after["node_ip"])
+        self.phase("final_check", mark)
+        if after["drift"]:
+            self.fail(
+                "final_check",
+                "k3s was rebuilt on %s (backup kept at %s), but the drift check after the recovery still finds: %s"
+                % (p["node_ip"], p["backup_dir"], "; ".join(f["message"] for f in drifted)),
+            )
+
+    def release_hold(self):
+        """With ``release_hold`` (the watcher's state directory): end the hold a rollback set there
+        (watch.py ``release``), since this run rebuilt k3s on the current address."""
+        if not self.p["release_hold"]:
+            return
+        # Imported here: the watcher's module imports this one.
+        from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.watch import release  # noqa: PLC0415
+
+        self.result["hold_released"] = release(self.p["release_hold"])
+        if self.result["hold_released"]:
+            self.result["changed"] = True
 
     def check_backup_space(self):
         """Before the workers or k3s are stopped: the backup fits (backup.check_free_space)."""

@@ -90,14 +90,35 @@ def parse_unit_show(text):
     }
 
 
-def unit_state(run_command, service, systemctl="systemctl"):
-    """``run_command(argv)`` returns (rc, stdout, stderr)."""
-    rc, out, err = run_command([systemctl, "show", service, "--property=" + ",".join(PROPERTIES)])
+def unit_states(run_command, units, systemctl="systemctl"):
+    """{unit: state} (``parse_unit_show``) of each of ``units``, in one ``systemctl show`` for all:
+    the one reading of a unit's state, for the k3s checks and for host_facts (module_utils/host.py).
+    ``run_command(argv)`` returns (rc, stdout, stderr). A unit systemd does not know reads as
+    LoadState not-found, ActiveState inactive; a state that could not be read carries ``error``."""
+    names = list(dict.fromkeys(units))
+    if not names:
+        return {}
+    rc, out, err = run_command([systemctl, "show"] + names + ["--property=" + ",".join(PROPERTIES)])
     if rc != 0:
+        if len(names) > 1:
+            # One unit name systemctl refuses fails the whole call: ask for each alone.
+            return dict((name, unit_state(run_command, name, systemctl)) for name in names)
         state = parse_unit_show("")
         state["error"] = (err or out).strip()
-        return state
-    return parse_unit_show(out)
+        return {names[0]: state}
+    if len(names) == 1:
+        return {names[0]: parse_unit_show(out)}
+    # One block per unit, in the order asked, separated by an empty line (each block lists every
+    # property asked for by name, empty ones too, so no block is empty).
+    blocks = out.strip("\n").split("\n\n")
+    if len(blocks) != len(names):
+        return dict((name, unit_state(run_command, name, systemctl)) for name in names)
+    return dict((name, parse_unit_show(block)) for name, block in zip(names, blocks, strict=True))
+
+
+def unit_state(run_command, service, systemctl="systemctl"):
+    """``unit_states`` of one unit."""
+    return unit_states(run_command, [service], systemctl)[service]
 
 
 def is_crash_looping(state):
