@@ -6,10 +6,8 @@ image: one with the working tree, one with a git worktree of --ref (default 236b
 runs site.yml (molecule/default/converge.yml: offline sources, then the very site.yml) --runs
 times on each, alternating which side goes first, and prints per side the median and each run's
 time, the task count (ok + changed + skipped), changed (must be 0) and the number of module
-executions on the host. Executions are counted by the host's Python interpreter: the bench points
-ansible_python_interpreter of the test host at a wrapper that appends a line per start and execs
-python3, so a module that an action plugin runs (the template action's stat, copy's file) counts
-too; tasks delegated to the controller do not.
+executions on the host (molecule/modulecount.py: the host's interpreter counts them, so a module an
+action plugin runs counts too; tasks delegated to the controller do not).
 
 Why two hosts and not one: a ref converges a different state (before issue 28 it wrote no compose
 override and no COMPOSE_FILE in .env), so on one host each side's run would undo the other's and
@@ -32,10 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "molecule"))
+import modulecount  # noqa: E402  (molecule/modulecount.py: the one way executions are counted)
+
 WORK = REPO / ".cache" / "bench"
-COUNTER = "/usr/local/bin/i8c-bench-python"
-COUNT_FILE = "/var/tmp/i8c-bench-module-count"
-COUNTER_SCRIPT = f'#!/bin/sh\necho x >> {COUNT_FILE}\nexec /usr/bin/python3 "$@"\n'
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+).*?skipped=(?P<skipped>\d+)", re.M)
 
 
@@ -76,23 +74,12 @@ class Side:
         self.molecule("create")
         self.molecule("prepare", "--force")
         self.molecule("converge")
-        subprocess.run(
-            ["docker", "exec", "-i", self.host, "sh", "-c", f"cat > {COUNTER} && chmod 755 {COUNTER}"],
-            input=COUNTER_SCRIPT,
-            text=True,
-            check=True,
-        )
-
-    def inventory(self):
-        extra = self.ephemeral / "bench-interpreter.yml"
-        extra.write_text(f"all:\n  hosts:\n    {self.host}:\n      ansible_python_interpreter: {COUNTER}\n")
-        return ["-i", str(self.ephemeral / "inventory"), "-i", str(extra)]
 
     def rerun(self):
-        run(["docker", "exec", self.host, "rm", "-f", COUNT_FILE])
+        counting = modulecount.start(self.host, self.ephemeral)
         start = time.monotonic()
         proc = run(
-            ["ansible-playbook", *self.inventory(), "molecule/default/converge.yml"],
+            ["ansible-playbook", "-i", str(self.ephemeral / "inventory"), *counting, "molecule/default/converge.yml"],
             cwd=self.checkout,
             env=self.env(),
         )
@@ -101,11 +88,10 @@ class Side:
         if not recap:
             sys.exit(f"{self.name}: no PLAY RECAP for {self.host}:\n{proc.stdout[-2000:]}")
         counts = {key: int(recap[-1].group(key)) for key in ("ok", "changed", "skipped")}
-        lines = run(["docker", "exec", self.host, "sh", "-c", f"cat {COUNT_FILE} 2>/dev/null | wc -l"]).stdout
         self.times.append(elapsed)
         self.tasks.append(counts["ok"] + counts["changed"] + counts["skipped"])
         self.changed.append(counts["changed"])
-        self.executions.append(int(lines.strip() or 0))
+        self.executions.append(modulecount.executions(self.host))
         print(
             f"  {self.name:4} {elapsed:6.1f} s  tasks {self.tasks[-1]:3}  changed {counts['changed']}"
             f"  module executions on the host {self.executions[-1]}",
