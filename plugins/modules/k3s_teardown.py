@@ -62,7 +62,9 @@ options:
     type: path
     default: /etc/rancher/k3s
   programs:
-    description: Further files removed with O(state=uninstalled), for example the killall and uninstall programs.
+    description:
+      - Further files removed with O(state=uninstalled), for example the killall and uninstall programs;
+        each with its settings file, C(/etc/integr8scode-provision/<name>.json), when there is one.
     type: list
     elements: path
     default: []
@@ -110,14 +112,15 @@ refused:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.teardown import ARGUMENT_SPEC, run
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.teardown import ARGUMENT_SPEC, run, settings
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        result = run(module.params, module, check=module.check_mode)
-    except (IOError, OSError) as exc:
+        # The same settings function as the installed k3s-killall.sh / k3s-uninstall.sh.
+        result = run(settings(module.params), module, check=module.check_mode)
+    except (IOError, OSError, ValueError) as exc:
         module.fail_json(msg="k3s teardown failed: %s" % exc)
     if result["refused"]:
         module.warn(

@@ -128,6 +128,31 @@ def test_binary_and_symlinks(host):
     assert host.run("k3s --version").stdout.startswith(f"k3s version {B} ")
 
 
+# The launcher every program the roles install runs (role host_library): module_utils/programs.py.
+LAUNCHER = "#!/usr/bin/python3\n" + (
+    Path(__file__).resolve().parents[3] / "plugins/module_utils/programs.py"
+).read_text(encoding="utf-8")
+
+
+def test_killall_and_uninstall_programs_are_the_launcher_with_a_settings_file(host):
+    """No template: the same static launcher under both names, each with its settings file (the
+    teardown's settings and its state), the library it imports beside them."""
+    for name, state in (("k3s-killall.sh", "killed"), ("k3s-uninstall.sh", "uninstalled")):
+        program = host.file(f"/usr/local/bin/{name}")
+        assert program.mode == 0o755 and program.user == "root"
+        assert program.content_string == LAUNCHER, name
+        settings = host.file(f"/etc/integr8scode-provision/{name}.json")
+        assert settings.mode == 0o644 and settings.user == "root"
+        document = json.loads(settings.content_string)
+        assert document["entry"] == "k3s.teardown:main" and document["settings"]["state"] == state
+        assert document["settings"]["programs"] == ["/usr/local/bin/k3s-killall.sh", "/usr/local/bin/k3s-uninstall.sh"]
+        library = document["library"] + "/ansible_collections/integr8scode/provision/plugins/module_utils"
+        assert host.file(library + "/k3s/teardown.py").exists
+    # Not root: the program says so (exit 1) before it touches anything.
+    run = host.run("runuser -u nobody -- /usr/local/bin/k3s-killall.sh")
+    assert (run.rc, run.stderr) == (1, "k3s-killall.sh: must be run as root\n")
+
+
 def test_kubeconfigs(host):
     admin = host.file("/etc/rancher/k3s/k3s.yaml")
     assert admin.mode == 0o600
@@ -394,6 +419,8 @@ def test_state_absent_uninstalls_but_keeps_data(host, ansible_playbook):
     assert not host.file(f"/usr/local/bin/k3s-{B}").exists
     for tool in ("kubectl", "crictl", "ctr", "k3s-killall.sh", "k3s-uninstall.sh"):
         assert not host.file(f"/usr/local/bin/{tool}").exists, tool
+    for name in ("k3s-killall.sh", "k3s-uninstall.sh"):
+        assert not host.file(f"/etc/integr8scode-provision/{name}.json").exists, name
     # Data and configuration stay without k3s_uninstall_data.
     assert host.file("/etc/rancher/k3s/config.yaml").exists
     assert host.file("/var/lib/rancher/k3s/server").is_directory

@@ -205,7 +205,8 @@ def test_watcher_runs_the_optional_recovery_command_on_drift(host, ansible_playb
     finally:
         restored = ansible_playbook(RECOVER, *watch_only)
         assert restored.returncode == 0, restored.output[-3000:]
-    assert '"command": ""' in host.file("/usr/local/sbin/integr8scode-k3s-drift-check").content_string
+    settings = json.loads(host.file("/etc/integr8scode-provision/integr8scode-k3s-drift-check.json").content_string)
+    assert settings["entry"] == "k3s.watch:main" and settings["settings"]["command"] == ""
 
 
 def test_check_mode_on_the_drifted_host_reports_and_changes_nothing(host, ansible_playbook):

@@ -1,9 +1,17 @@
 """The opt-in kubeconfig refresh timer: installed, and its service works when triggered."""
 
-from stackhost import APP_TOKEN_CMD, KUBECONFIG, api_status, app_kubeconfig, containers
+import json
+from pathlib import Path
+
+from stackhost import APP_TOKEN_CMD, KUBECONFIG, api_status, app_kubeconfig, containers, env_values
 from testhost import wait_worker_up
 
 UNIT = "integr8scode-kubeconfig-refresh"
+PROGRAM = f"/usr/local/sbin/{UNIT}"
+# Every program the roles install is this launcher (role host_library): module_utils/programs.py.
+LAUNCHER = "#!/usr/bin/python3\n" + (
+    Path(__file__).resolve().parents[3] / "plugins/module_utils/programs.py"
+).read_text(encoding="utf-8")
 
 
 def test_timer_is_enabled_and_scheduled(host):
@@ -13,6 +21,27 @@ def test_timer_is_enabled_and_scheduled(host):
     assert "OnCalendar=*-*-* 00/12:00:00" in host.file(f"/etc/systemd/system/{UNIT}.timer").content_string
     # Enabling it did not fire it: nothing ran during converge.
     assert host.run(f"systemctl show -p ExecMainStartTimestampMonotonic --value {UNIT}.service").stdout.strip() == "0"
+
+
+def test_the_program_is_the_launcher_with_a_settings_file_without_secrets(host):
+    """No template: the launcher under the program's name, its settings beside the others'
+    (0644: they hold paths and names, no secret of .env), the timer enabled by its link."""
+    program = host.file(PROGRAM)
+    assert program.mode == 0o755 and program.content_string == LAUNCHER
+    settings_file = host.file(f"/etc/integr8scode-provision/{UNIT}.json")
+    assert settings_file.mode == 0o644 and settings_file.user == "root"
+    document = json.loads(settings_file.content_string)
+    assert document["entry"] == "compose.app:refresh_main"
+    assert document["settings"]["kubeconfig"] == KUBECONFIG and document["settings"]["kubeconfig_mode"] == "0600"
+    assert document["settings"]["workers"] == ["k8s-worker", "pod-monitor"]
+    secrets = {k: v for k, v in env_values(host).items() if ("PASSWORD" in k or "SECRET" in k) and v}
+    assert secrets
+    for key, value in secrets.items():
+        assert value not in settings_file.content_string, f"{key} is in the refresh settings"
+    link = host.file(f"/etc/systemd/system/timers.target.wants/{UNIT}.timer")
+    assert link.is_symlink and link.linked_to == f"/etc/systemd/system/{UNIT}.timer"
+    status = host.run(f"{PROGRAM} --status")
+    assert status.stdout.startswith("kubeconfig refresh: ") and status.rc in (0, 3), status.stdout + status.stderr
 
 
 def test_triggered_refresh_writes_a_new_token_and_restarts_the_workers(host):

@@ -4,8 +4,9 @@
 """Reconnecting Integr8sCode to k3s: re-run cert-generator, judge the kubeconfig it wrote, start
 the workers that read it, prove its token. Upstream's documented fix after an IP change
 (`docker compose restart cert-generator`, then restart k8s-worker and pod-monitor), with the
-checks its exit code cannot give (it is only its second script's). Used by k3s_rebuild; the
-kubeconfig judgement and token proof are the ones the stack role makes.
+checks its exit code cannot give (it is only its second script's). Used by k3s_rebuild and by
+the stack role's refresh timer (``refresh_main``, the program integr8scode-kubeconfig-refresh);
+the kubeconfig judgement and token proof are the ones the stack role makes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,9 +26,13 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.project import (
     containers_of,
+    docker_client,
+    load_definition,
     started_epoch,
 )
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
+from ansible_collections.integr8scode.provision.plugins.module_utils.host import LocalRunner
+from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.config import recorded_node_ip
 from ansible_collections.integr8scode.provision.plugins.module_utils.kube.app_kubeconfig import (
     PROBE_PATH,
     judge,
@@ -237,3 +242,63 @@ def refresh_status_line(state, now=None):
     success = state.get("last_success")
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(success)) if success else "never"
     return "FAILED at %s (last success: %s): %s" % (when, since, state.get("message") or "")
+
+
+def refresh_main(argv, settings, state=REFRESH_STATE, runner=LocalRunner, client_factory=docker_client):
+    """integr8scode-kubeconfig-refresh [--status] (the launcher's entry point
+    ``compose.app:refresh_main``; ``settings``: the stack role's settings file). Re-runs
+    cert-generator (upstream's documented fix: `docker compose restart cert-generator`), requires
+    the kubeconfig it writes to be fresh and to point at the node address (its exit code alone
+    proves nothing: it is only its second script's), sets its mode, restarts the workers that read
+    it once at start-up and proves its token against the API: the recovery's reconnect_app, so a
+    refresh and a recovery judge the kubeconfig alike. Each run's outcome is kept for ``--status``
+    (0 ok, 1 failed, 3 never ran) and the status playbook: a failed refresh is otherwise only a
+    failed unit, and the workers stop working when the old token runs out. Error lines start with
+    <3> (syslog err), so `journalctl -p err` lists them."""
+    if argv == ["--status"]:
+        last = read_refresh(state)
+        print("kubeconfig refresh: %s" % refresh_status_line(last))
+        return 0 if last and last.get("ok") else (3 if not last else 1)
+    workers = list(settings["workers"])
+    # `docker compose config` expands ~ and $HOME as the deploy user's shell would.
+    os.environ["HOME"] = settings["home"]
+    try:
+        client = client_factory()
+        definition = load_definition(
+            runner, client, settings["stack_dir"], settings["project_name"] or None, settings["compose_files"]
+        )
+
+        def stop_workers():
+            for worker in workers:
+                for cid in containers_of(client, definition.name, worker):
+                    client.api.stop(cid, timeout=10)
+
+        report = reconnect_app(
+            client,
+            definition,
+            kubeconfig=settings["kubeconfig"],
+            generator=settings["generator"],
+            workers=workers,
+            node_ip=recorded_node_ip(settings["k3s_config"]),
+            api_port=int(settings["api_port"]),
+            mode=int(str(settings["kubeconfig_mode"]), 8),
+            timeout=int(settings["timeout"]),
+            before_workers=stop_workers,
+        )
+    except AppError as exc:
+        record_refresh(False, str(exc), state)
+        print("<3>kubeconfig refresh failed: %s" % exc)
+        for service, lines in sorted((exc.details.get("logs") or {}).items()):
+            for line in lines:
+                print("<3>%s: %s" % (service, line))
+        return 1
+    except Exception as exc:  # Docker down, a broken checkout: still a failed refresh to report
+        record_refresh(False, "%s: %s" % (type(exc).__name__, exc), state)
+        raise
+    message = "kubeconfig refreshed; restarted %s; the API accepted the new token (%s)" % (
+        ", ".join(workers),
+        report["probe_status"],
+    )
+    record_refresh(True, message, state)
+    print(message)
+    return 0

@@ -2,8 +2,10 @@
 # Copyright: integr8scode.provision maintainers
 # Apache License 2.0 (see galaxy.yml)
 """What k3s's k3s-killall.sh and k3s-uninstall.sh do, in one place: the k3s role's programs
-(k3s-killall.sh, k3s-uninstall.sh), its ``k3s_state: absent`` (the k3s_teardown module) and the
-recovery before it wipes server/db and server/tls (rebuild.py) all call this.
+(k3s-killall.sh, k3s-uninstall.sh: ``main``, through the host library's launcher, programs.py),
+its ``k3s_state: absent`` (the k3s_teardown module) and the recovery before it wipes server/db
+and server/tls (rebuild.py) all call this. Both the programs and the module take their settings
+through ``settings`` (ARGUMENT_SPEC's names and defaults).
 
 ``systemctl stop k3s`` leaves the pods running by design (KillMode=process, k3s #2624): their
 containerd-shim process trees, the overlay/shm/volume mounts under /run/k3s and /var/lib/kubelet
@@ -24,8 +26,12 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
+
+from ansible_collections.integr8scode.provision.plugins.module_utils.host import LocalRunner
+from ansible_collections.integr8scode.provision.plugins.module_utils.programs import settings_path
 
 # k3s-killall.sh: `grep -w "${K3S_DATA_DIR}/data/[^/]*/bin/containerd-shim"` over `ps -e -o args`.
 SHIM_ARG = r"/data/[^/]+/bin/containerd-shim"
@@ -36,6 +42,9 @@ LINKS = ("cni0", "flannel.1", "flannel-v6.1", "kube-ipvs0", "flannel-wg", "flann
 # `grep -v KUBE- | grep -v CNI- | grep -iv flannel` over iptables-save.
 RULE = re.compile(r"KUBE-|CNI-|(?i:flannel)")
 CNI_STATE = "/var/lib/cni"
+# What k3s-uninstall.sh removes besides the data directory and /etc/rancher/k3s.
+RUN_STATE = ("/run/k3s", "/run/flannel")
+KUBELET_DIR = "/var/lib/kubelet"
 
 
 def unescape_mount(field):
@@ -268,12 +277,14 @@ class Teardown:
             if os.path.islink(path) and os.readlink(path) in (link, "k3s"):
                 self.remove(path)
         versioned = [os.path.join(bin_dir, n) for n in sorted(os.listdir(bin_dir)) if n.startswith("k3s-v")]
-        for path in [link] + versioned + targets + list(programs):
+        # Each program goes with its settings file (programs.py: the launcher reads it).
+        installed = [p for program in programs for p in (program, settings_path(program))]
+        for path in [link] + versioned + targets + installed:
             self.remove(path)
-        for path in ("/run/k3s", "/run/flannel"):
+        for path in RUN_STATE:
             self.remove(path)
         if params["remove_data"]:
-            for path in (params["config_dir"], self.data_dir, "/var/lib/kubelet"):
+            for path in (params["config_dir"], self.data_dir, KUBELET_DIR):
                 self.remove(path)
         return self.report()
 
@@ -303,9 +314,48 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(params, runner, check=False):
-    """One teardown by ARGUMENT_SPEC's ``params`` (the module and the programs on the host)."""
-    job = Teardown(runner, params["data_dir"], check=check)
+def settings(values, **overrides):
+    """The teardown's settings, built in one place: ARGUMENT_SPEC's defaults, then ``values`` (the
+    k3s_teardown module's params, or a program's settings file that the k3s role writes from the
+    same variable it passes the module, k3s__teardown), then ``overrides`` (a program's
+    --keep-data). A name ARGUMENT_SPEC does not know is refused (ValueError)."""
+    unknown = sorted(set(values) - set(ARGUMENT_SPEC))
+    if unknown:
+        raise ValueError("unknown teardown settings: %s" % ", ".join(unknown))
+    params = dict((name, spec.get("default")) for name, spec in ARGUMENT_SPEC.items())
+    params.update((name, value) for name, value in values.items() if value is not None)
+    params.update(overrides)
+    if params["state"] not in ARGUMENT_SPEC["state"]["choices"]:
+        raise ValueError(
+            "teardown state must be one of %s, not %r" % (", ".join(ARGUMENT_SPEC["state"]["choices"]), params["state"])
+        )
+    return params
+
+
+def run(params, runner, check=False, **job):
+    """One teardown by ``params`` (``settings``'s result); ``job``: Teardown's proc and mounts_file."""
+    teardown = Teardown(runner, params["data_dir"], check=check, **job)
     if params["state"] == "killed":
-        return job.killall(units=(os.path.basename(params["unit_file"]),))
-    return job.uninstall(params)
+        return teardown.killall(units=(os.path.basename(params["unit_file"]),))
+    return teardown.uninstall(params)
+
+
+def main(argv, values, runner=LocalRunner, geteuid=os.geteuid, **job):
+    """k3s-killall.sh / k3s-uninstall.sh [--keep-data] (the launcher's entry point ``k3s.teardown:main``;
+    ``values``: its settings file, state killed or uninstalled). Prints what was done; nothing at or
+    below a live mount point is deleted (k3s #3264): those paths are listed and the status is 1."""
+    name = os.path.basename(sys.argv[0] or "k3s-teardown")
+    if geteuid() != 0:
+        sys.stderr.write("%s: must be run as root\n" % name)
+        return 1
+    try:
+        params = settings(values, remove_data="--keep-data" not in argv)
+    except ValueError as exc:
+        sys.stderr.write("%s: %s\n" % (name, exc))
+        return 2
+    result = run(params, runner, **job)
+    for action in result["actions"]:
+        print("+ %s" % action)
+    for path in result["refused"]:
+        sys.stderr.write("still mounted, nothing at or below it deleted (k3s #3264): %s\n" % path)
+    return 1 if result["refused"] else 0

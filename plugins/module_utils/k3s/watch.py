@@ -5,7 +5,8 @@
 check (drift.py's ``detect``, the same as recover.yml's), a debounce until the host's addresses
 have been stable, a flap guard, a status file, and in mode ``recover`` the recovery recover.yml
 runs (rebuild.py's ``Rebuild`` under the shared run lock). Standard library only; the program
-``integr8scode-k3s-drift-check`` installed by the role calls ``check``, ``follow``, ``backup``.
+``integr8scode-k3s-drift-check`` installed by the role is ``main`` (the host library's launcher,
+programs.py, with the role's settings file): ``check``, ``follow``, ``status``, ``backup``.
 
 Journal lines start with a syslog priority (``<4>`` warning) so ``journalctl -p warning`` finds
 the ones that need a person.
@@ -24,6 +25,7 @@ import sys
 import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
+from ansible_collections.integr8scode.provision.plugins.module_utils.host import LocalRunner
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.backup import (
     iso,
     read_json,
@@ -54,6 +56,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.rebuild
     validate,
     with_defaults,
 )
+from ansible_collections.integr8scode.provision.plugins.module_utils.programs import read_program
 
 HOUR = 3600
 RECOVER_HINT = "ansible-playbook playbooks/recover.yml -e k3s_recover_confirm=true"
@@ -310,7 +313,7 @@ def decide(result, state, settings, now, wait=0.0):
 
 
 class Watcher:
-    """``settings``: the role's variables as the template renders them (see the role's README)."""
+    """``settings``: the role's variables as its settings file holds them (k3s_recover__watch_settings)."""
 
     def __init__(self, settings, runner, clock=time.time, sleep=time.sleep):
         self.s = dict(settings)
@@ -575,29 +578,18 @@ def status(settings):
     return 0
 
 
-# The program the role renders (roles/k3s_recover/templates/integr8scode-k3s-drift-check.j2): its
-# settings are one JSON line, so what the host runs can be read without importing the program.
+# The program the role installs: the host library's launcher (programs.py) under this name, its
+# settings in programs.settings_path(PROGRAM), so what the host runs is read without running it.
 PROGRAM = "/usr/local/sbin/integr8scode-k3s-drift-check"
-SETTINGS_PREFIX = "SETTINGS = "
 
 
-def installed_settings(program=PROGRAM):
+def installed_settings(program=PROGRAM, settings_dir=None):
     """The settings the installed watcher program runs with (its mode, state_dir, backup_root,
     ...), or None when no program is installed (watcher off, no scheduled backups). Raises
-    ValueError when the program exists but its settings line cannot be read."""
-    try:
-        with open(program) as handle:
-            lines = handle.read().splitlines()
-    except (IOError, OSError):
-        if os.path.exists(program):
-            raise ValueError("%s cannot be read" % program) from None
+    ValueError when the program exists but its settings file cannot be read."""
+    if not os.path.lexists(program):
         return None
-    for line in lines:
-        if line.startswith(SETTINGS_PREFIX):
-            settings = json.loads(line[len(SETTINGS_PREFIX) :])
-            if isinstance(settings, dict):
-                return settings
-    raise ValueError("%s has no %sline" % (program, SETTINGS_PREFIX))
+    return read_program(program, settings_dir)["settings"]
 
 
 def hold(state_dir, by, clock=time.time):
@@ -655,3 +647,22 @@ def backup(settings, runner, lock_wait=SCHEDULED_LOCK_WAIT):
         ),
     )
     return 0
+
+
+def main(argv, settings, runner=LocalRunner):
+    """integr8scode-k3s-drift-check (the launcher's entry point ``k3s.watch:main``): one drift check
+    (the timer), ``--follow`` (the address follower), ``--status``, ``--hold BY`` / ``--release``
+    (a rollback's hold) and ``--backup`` (the scheduled backup). Lines start with a syslog priority
+    (<4> = warning), so `journalctl -u integr8scode-k3s-watch -p warning` lists what needs a person."""
+    if "--status" in argv:
+        return status(settings)
+    if "--hold" in argv:
+        hold(settings["state_dir"], " ".join(argv[argv.index("--hold") + 1 :]) or "a person")
+        return 0
+    if "--release" in argv:
+        print("released" if release(settings["state_dir"]) else "not held")
+        return 0
+    if "--backup" in argv:
+        return backup(settings, runner)
+    watcher = Watcher(settings, runner)
+    return watcher.follow() if "--follow" in argv else watcher.check()

@@ -1,6 +1,6 @@
 """module_utils/host_status.py: each part's verdict and the table, over the real owners of each
 fact (drift.detect through a fake host, the real ComposeProbe over a fake Docker Engine, real
-backups and their manifests, the watcher program as its template renders it). The table on a
+backups and their manifests, the watcher program's settings file as the role writes it). The table on a
 converged test host, and with a stopped worker, is asserted by molecule/stack/tests/test_3a_status.py."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 from hostnet import HostRunner, default, nic, prefix, tunnel
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.integr8scode.provision.plugins.module_utils import host_status as hs  # noqa: E402
+from ansible_collections.integr8scode.provision.plugins.module_utils import programs  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose import project  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s import watch  # noqa: E402
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.drift import detect  # noqa: E402
@@ -318,17 +318,23 @@ def test_a_kubeconfig_on_the_old_address_or_missing_fails(tmp_path):
 
 
 def render_program(tmp_path, mode, state_dir):
-    """The program as roles/k3s_recover renders it (its settings line is what is read)."""
-    template = (ROOT / "roles/k3s_recover/templates/integr8scode-k3s-drift-check.j2").read_text()
-    env = jinja2.Environment(autoescape=False)  # noqa: S701 - a Python program, not HTML
-    env.filters["to_json"] = json.dumps
-    text = env.from_string(template).render(
-        ansible_managed="managed", k3s_recover__watch_mode=mode, k3s_recover__watch_lib="/usr/local/lib/x",
-        k3s_recover__watch_settings={"mode": mode, "state_dir": str(state_dir), "backup_root": "/b"},
-    )  # fmt: skip
+    """The program as roles/k3s_recover installs it: the launcher under its name and its settings
+    file (what is read) in the settings directory (here under tmp_path, see settings_dir)."""
     path = tmp_path / "integr8scode-k3s-drift-check"
-    path.write_text(text)
+    path.write_text("#!/usr/bin/python3\n" + (ROOT / "plugins/module_utils/programs.py").read_text())
+    settings = {"mode": mode, "state_dir": str(state_dir), "backup_root": "/b"}
+    document = {"library": "/usr/local/lib/x", "entry": "k3s.watch:main", "settings": settings}
+    Path(programs.settings_path(str(path))).write_text(json.dumps(document, indent=4))
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path, monkeypatch):
+    """The programs' settings directory (/etc/integr8scode-provision on a host) under tmp_path."""
+    directory = tmp_path / "etc-integr8scode-provision"
+    directory.mkdir()
+    monkeypatch.setattr(programs, "SETTINGS_DIR", str(directory))
+    return directory
 
 
 ACTIVE = {"active_state": "active"}
@@ -370,7 +376,10 @@ def test_no_program_is_mode_off_and_a_damaged_one_says_so(tmp_path):
     assert hs.gather_watcher(HostRunner([ETH0], []), str(tmp_path / "none"))["state"] == hs.NONE
     (tmp_path / "odd").write_text("#!/usr/bin/env python3\nprint('hi')\n")
     sec = hs.gather_watcher(HostRunner([ETH0], []), str(tmp_path / "odd"))
-    assert sec["state"] == hs.WARN and "has no SETTINGS = line" in sec["summary"]
+    assert sec["state"] == hs.WARN and f"cannot read {programs.settings_path('odd')}: No such file" in sec["summary"]
+    (Path(programs.SETTINGS_DIR) / "odd.json").write_text('{"settings": {}}')
+    sec = hs.gather_watcher(HostRunner([ETH0], []), str(tmp_path / "odd"))
+    assert sec["state"] == hs.WARN and "does not hold library, entry (module:function) and settings" in sec["summary"]
     off = hs.watcher_section(watch.installed_settings(render_program(tmp_path, "off", tmp_path)), {}, "no check yet")
     assert off["state"] == hs.NONE and off["mode"] == "off"
 

@@ -230,3 +230,43 @@ def test_follow_checks_once_per_burst_and_logs_its_start_and_end(made, tmp_path,
     assert len(checks) == 2, out
     assert out.count("address event: 2: eth0 inet 10.92.0.5/24") == 1 and out.count("address event:") == 1
     assert "addresses stable for 1s after 3 address event(s); judging k3s" in out
+
+
+# ------------------------------------------------------------------ the program's entry point
+
+
+def test_the_programs_entry_point_dispatches_each_mode(tmp_path, monkeypatch, capsys):
+    """integr8scode-k3s-drift-check [--status|--hold BY|--release|--backup|--follow]: main() with the
+    settings file's dict, the check, follower and backup replaced at their seams."""
+    calls = []
+
+    class Seen:
+        def __init__(self, settings_, runner):
+            calls.append(("watcher", settings_["mode"], runner))
+
+        def check(self):
+            calls.append("check")
+            return 5
+
+        def follow(self):
+            calls.append("follow")
+            return 1
+
+    monkeypatch.setattr(watch, "Watcher", Seen)
+    monkeypatch.setattr(watch, "backup", lambda settings_, runner: calls.append(("backup", runner)) or 1)
+    s = settings(tmp_path)
+    assert watch.main([], s) == 5
+    assert watch.main(["--follow"], s) == 1
+    assert watch.main(["--backup"], s) == 1
+    assert calls == [("watcher", "recover", LocalRunner), "check", ("watcher", "recover", LocalRunner), "follow",
+                     ("backup", LocalRunner)]  # fmt: skip
+    assert watch.main(["--status"], s) == 0
+    assert capsys.readouterr().out == f"no check yet ({tmp_path / 'state'})\n"
+    assert watch.main(["--hold", "rollback.yml", "from", "/b/x"], s) == 0
+    assert json.loads((tmp_path / "state" / "hold.json").read_text())["by"] == "rollback.yml from /b/x"
+    assert watch.main(["--status"], s) == 0
+    assert "HELD" in capsys.readouterr().out
+    assert watch.main(["--release"], s) == 0 and watch.main(["--release"], s) == 0
+    assert capsys.readouterr().out == "released\nnot held\n"
+    assert watch.main(["--hold"], s) == 0
+    assert json.loads((tmp_path / "state" / "hold.json").read_text())["by"] == "a person"
