@@ -4,10 +4,13 @@ Molecule runs the verifier with its own environment (MOLECULE_INVENTORY_FILE,
 ANSIBLE_CONFIG, MOLECULE_SCENARIO_DIRECTORY, ...); these fixtures reuse it to
 run playbooks against the scenario's test host from inside a test, e.g. the
 converge playbook in check mode, whose recap must show zero changes.
+
+With I8C_SKIP_LIST set (the Makefile), every skip must be on that list (tests/ci/skiplist.py).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pty
 import re
@@ -26,6 +29,14 @@ RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 # (test, playbook, seconds) of every playbook a test ran: printed after the run, where CI time
 # goes inside a verifier (pytest's durations name only the slowest tests, not what they ran).
 PLAYBOOK_RUNS: list[tuple[str, str, float]] = []
+
+_spec = importlib.util.spec_from_file_location("skiplist", Path(__file__).resolve().parents[1] / "tests/ci/skiplist.py")
+skiplist = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(skiplist)
+
+
+def pytest_configure(config) -> None:
+    skiplist.install(config)
 
 
 def record_run(playbook: str | Path, args: tuple[str, ...], started: float) -> None:
