@@ -73,4 +73,4 @@ def launch(argv, settings_dir=None):
 
 
 if __name__ == "__main__":
-    sys.exit(launch(sys.argv))
+    raise SystemExit(launch(sys.argv))

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import os
+import sys
 import time
 
 from ansible_collections.integr8scode.provision.plugins.module_utils.compose.probe import (
@@ -257,7 +258,7 @@ def refresh_main(argv, settings, state=REFRESH_STATE, runner=LocalRunner, client
     <3> (syslog err), so `journalctl -p err` lists them."""
     if argv == ["--status"]:
         last = read_refresh(state)
-        print("kubeconfig refresh: %s" % refresh_status_line(last))
+        sys.stdout.write("kubeconfig refresh: %s\n" % refresh_status_line(last))
         return 0 if last and last.get("ok") else (3 if not last else 1)
     workers = list(settings["workers"])
     # `docker compose config` expands ~ and $HOME as the deploy user's shell would.
@@ -287,10 +288,10 @@ def refresh_main(argv, settings, state=REFRESH_STATE, runner=LocalRunner, client
         )
     except AppError as exc:
         record_refresh(False, str(exc), state)
-        print("<3>kubeconfig refresh failed: %s" % exc)
+        sys.stdout.write("<3>kubeconfig refresh failed: %s\n" % exc)
         for service, lines in sorted((exc.details.get("logs") or {}).items()):
             for line in lines:
-                print("<3>%s: %s" % (service, line))
+                sys.stdout.write("<3>%s: %s\n" % (service, line))
         return 1
     except Exception as exc:  # Docker down, a broken checkout: still a failed refresh to report
         record_refresh(False, "%s: %s" % (type(exc).__name__, exc), state)
@@ -300,5 +301,5 @@ def refresh_main(argv, settings, state=REFRESH_STATE, runner=LocalRunner, client
         report["probe_status"],
     )
     record_refresh(True, message, state)
-    print(message)
+    sys.stdout.write(message + "\n")
     return 0

@@ -355,7 +355,7 @@ def main(argv, values, runner=LocalRunner, geteuid=os.geteuid, **job):
         return 2
     result = run(params, runner, **job)
     for action in result["actions"]:
-        print("+ %s" % action)
+        sys.stdout.write("+ %s\n" % action)
     for path in result["refused"]:
         sys.stderr.write("still mounted, nothing at or below it deleted (k3s #3264): %s\n" % path)
     return 1 if result["refused"] else 0

@@ -660,7 +660,7 @@ def main(argv, settings, runner=LocalRunner):
         hold(settings["state_dir"], " ".join(argv[argv.index("--hold") + 1 :]) or "a person")
         return 0
     if "--release" in argv:
-        print("released" if release(settings["state_dir"]) else "not held")
+        sys.stdout.write("released\n" if release(settings["state_dir"]) else "not held\n")
         return 0
     if "--backup" in argv:
         return backup(settings, runner)
