@@ -86,22 +86,21 @@ def _ids(owner, group):
     """(uid, gid, missing): the ids of ``owner``/``group`` (names or numeric ids); names that do not exist
     are in ``missing``."""
     missing = []
-    uid = gid = None
-    if str(owner).isdigit():
-        uid = int(owner)
-    else:
-        try:
-            uid = pwd.getpwnam(owner).pw_uid
-        except KeyError:
-            missing.append("user " + owner)
-    if str(group).isdigit():
-        gid = int(group)
-    else:
-        try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
-            missing.append("group " + group)
+    uid = _id(owner, lambda name: pwd.getpwnam(name).pw_uid, "user", missing)
+    gid = _id(group, lambda name: grp.getgrnam(name).gr_gid, "group", missing)
     return uid, gid, missing
+
+
+def _id(name, lookup, kind, missing):
+    """The numeric id of ``name`` (or ``name`` itself when numeric); None, noted in ``missing``, when
+    there is no such user or group."""
+    if str(name).isdigit():
+        return int(name)
+    try:
+        return lookup(name)
+    except KeyError:
+        missing.append("%s %s" % (kind, name))
+        return None
 
 
 def _meta_reasons(stat, mode, ids, owner, group):
@@ -206,8 +205,9 @@ def converge_entry(entry, check_mode, run_command, backup_local):
     return outcome
 
 
-def _sha1(path):
-    digest = hashlib.sha1()
+def file_digest(path, algorithm="sha256"):
+    """The hex digest of a file's content, read in blocks (a k3s binary, an archive)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -220,7 +220,7 @@ def _converge_copy(entry, stat, meta, check_mode, outcome):
     path = entry["path"]
     mode, uid, gid = meta
     reasons = ["missing"] if stat is None else []
-    if stat is not None and _sha1(path) != entry["src_sha1"]:
+    if stat is not None and file_digest(path, "sha1") != entry["src_sha1"]:
         reasons.append("content")
     differs = [] if stat is None else _meta_reasons(stat, mode, (uid, gid), entry["owner"], entry["group"])
     outcome.update(changed=bool(reasons or differs), reasons=reasons + differs)
@@ -231,7 +231,7 @@ def _converge_copy(entry, stat, meta, check_mode, outcome):
         if not staged:
             outcome["needs_src"] = True
             return outcome
-        if _sha1(staged) != entry["src_sha1"]:
+        if file_digest(staged, "sha1") != entry["src_sha1"]:
             raise ValueError("the transferred copy does not have the controller file's sha1")
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):

@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import grp
-import hashlib
 import json
 import os
 import pwd
@@ -19,15 +18,8 @@ import stat
 import subprocess
 import sys
 
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import file_digest
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.unit import unit_states as read_unit_states
-
-
-def _digest(path, algorithm):
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _owner(uid):
@@ -51,9 +43,9 @@ def describe_path(path, sha256=False):
     if stat.S_ISDIR(info.st_mode):
         entry["type"] = "dir"
     elif stat.S_ISREG(info.st_mode):
-        entry.update(type="file", sha1=_digest(real, "sha1"))
+        entry.update(type="file", sha1=file_digest(real, "sha1"))
         if sha256:
-            entry["sha256"] = _digest(real, "sha256")
+            entry["sha256"] = file_digest(real, "sha256")
     else:
         entry["type"] = "other"
     return entry

@@ -27,7 +27,7 @@ import stat
 import tempfile
 import time
 
-from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import atomic_write, file_digest
 from ansible_collections.integr8scode.provision.plugins.module_utils.k3s.datastore import sqlite_object_counts
 from ansible_collections.integr8scode.provision.plugins.module_utils.poll import ProbeResult, poll
 
@@ -67,11 +67,7 @@ class LockHeld(BackupError):
 
 
 def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def backup_path(backup_dir, source):
