@@ -80,7 +80,7 @@ def test_the_settings_directory_is_the_one_the_role_writes_into():
     the library before it has read where it is): this keeps them equal."""
     role_vars = yaml.safe_load((ROOT / "roles/host_library/vars/main.yml").read_text())
     assert role_vars["host_library__settings_dir"] == programs.SETTINGS_DIR == "/etc/integr8scode-provision"
-    install_tasks = (ROOT / "roles/host_library/tasks/install.yml").read_text()
+    install_tasks = (ROOT / "roles/host_library/tasks/main.yml").read_text()
     assert "host_library__src ~ '/programs.py'" in install_tasks
     assert "'#!/usr/bin/python3\\n' ~ lookup('ansible.builtin.file'" in install_tasks
 
@@ -97,6 +97,14 @@ def test_the_library_dir_is_written_once():
             if "/usr/local/lib/integr8scode-provision" in line and not line.strip().startswith("#"):
                 hits.append(str(path.relative_to(ROOT)))
     assert hits == ["roles/host_library/defaults/main.yml"]
+
+
+@pytest.mark.parametrize("role_file", ROLE_FILES)
+def test_the_roles_include_the_library_once_per_run(role_file):
+    """Each include of host_library is skipped once its fact is set: one look at the host per run."""
+    tasks = yaml.safe_load((ROOT / role_file).read_text())
+    includes = [t for t in tasks if (t.get("ansible.builtin.include_role") or {}).get("name", "").endswith("library")]
+    assert len(includes) == 1 and includes[0]["when"] == "host_library_installed is not defined", role_file
 
 
 @pytest.mark.parametrize("role_file", ROLE_FILES)
