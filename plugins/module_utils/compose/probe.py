@@ -22,6 +22,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.pro
     MIN_MASKED_LENGTH,
     list_containers,
     mask,
+    oneshot_succeeded,
     started_epoch,
     uptime_seconds,
 )
@@ -114,7 +115,7 @@ class ComposeProbe:
         will_restart = policy in ("always", "unless-stopped") or (policy == "on-failure" and exit_code != 0)
 
         if oneshot:
-            if status in ("exited", "dead") and exit_code == 0:
+            if oneshot_succeeded(status, exit_code):
                 return "ready", ""
         elif status == "running" and health == "healthy":
             self.unhealthy_since.pop(cid, None)

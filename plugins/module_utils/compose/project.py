@@ -151,6 +151,13 @@ def _exit_code(value):
         return None  # unknown is not success
 
 
+def oneshot_succeeded(status, exit_code):
+    """Whether a one-shot's container (cert-generator, user-seed) is done: exited with code 0, as
+    compose's service_completed_successfully judges it (a dead container is not). The one rule for
+    compose_plan's drift and compose_wait's readiness."""
+    return status == "exited" and _exit_code(exit_code) == 0
+
+
 def drift(containers, hashes, oneshots, pulled=False):
     """Why `docker compose up` has work to do, one '<service>: <problem>' per difference; empty when
     the project is converged. ``containers``: dicts with Service, State, ExitCode and Labels (as
@@ -170,7 +177,7 @@ def drift(containers, hashes, oneshots, pulled=False):
                 problems.append("%s: configuration changed" % service)
             elif service in oneshots:
                 # A one-shot may still be running (up is then already under way) or must have exited 0.
-                if not (state == "running" or (state == "exited" and _exit_code(exit_code) == 0)):
+                if not (state == "running" or oneshot_succeeded(state, exit_code)):
                     problems.append("%s: one-shot %s (exit %s)" % (service, state, exit_code))
             elif state not in ("running", "restarting"):
                 problems.append("%s: %s" % (service, state))
