@@ -232,17 +232,20 @@ options:
     type: dict
   final_check:
     description:
-      - With O(state=rebuilt), after a recovery that succeeded, the M(integr8scode.provision.k3s_drift)
-        check once more in the same process, on what the run rebuilt: O(config_file), O(data_dir),
-        O(service), O(node_name), O(node_ip) pinned, and the kubeconfigs the run rewrote (O(admin_kubeconfig),
-        O(user_kubeconfig), O(app_kubeconfig) once the app was reconnected); the nodes the run saw Ready stand
-        for the API listing. Drift it still finds fails the module (stage C(final_check)); the recovery
-        stands and its verified backup is kept. RV(after) holds its findings.
+      - >-
+        With O(state=rebuilt), after a recovery that succeeded, the M(integr8scode.provision.k3s_drift)
+        check once more in the same process, on what the run rebuilt (O(config_file), O(data_dir),
+        O(service), O(node_name), O(node_ip) pinned, and the kubeconfigs the run rewrote, O(admin_kubeconfig),
+        O(user_kubeconfig) and O(app_kubeconfig) once the app was reconnected); the nodes the run saw Ready
+        stand for the API listing.
+      - Drift it still finds fails the module (stage C(final_check)); the recovery stands and its verified
+        backup is kept. RV(after) holds its findings.
     type: bool
     default: false
   release_hold:
     description:
-      - With O(state=rebuilt), the drift watcher's state directory: a hold a rollback set there (the watcher
+      - >-
+        With O(state=rebuilt), the drift watcher's state directory. A hold a rollback set there (the watcher
         does not recover while held) ends once the recovery succeeded (RV(hold_released)).
     type: path
 extends_documentation_fragment:
