@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """No-change rerun of site.yml: the working tree against a git ref, timed alternately.
 
 Converges two systemd test hosts (the lab scenario's platform, offline sources) from the same

@@ -50,10 +50,9 @@ options:
         type: str
         required: true
       value:
-        description: The given value; empty means kept or generated.
+        description: The given value; empty means kept or generated. Never logged (no_log).
         type: str
         default: ""
-        no_log: true
       length:
         description: Length of a generated value.
         type: int
@@ -75,7 +74,12 @@ options:
     description: The other variables of C(.env) (not secret).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:
@@ -158,10 +162,12 @@ def main():
             owner=dict(type="str", default="root"),
             group=dict(type="str", default="root"),
             mode=dict(type="str", default="0600"),
+            # Not itself a secret: its values are (value, no_log below).
             secrets=dict(
                 type="list",
                 elements="dict",
                 default=[],
+                no_log=False,
                 options=dict(
                     env=dict(type="str", required=True),
                     value=dict(type="str", default="", no_log=True),

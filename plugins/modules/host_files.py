@@ -99,7 +99,12 @@ options:
         description: Include the content in the diff (V(false) for secrets).
         type: bool
         default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

@@ -235,7 +235,9 @@ class SkipCheck:
             )
         for note in self.stale():
             tr.write_line(f"warning: stale entry in {label}: {note}", yellow=True)
-        counts = Counter(skip.reason if len(skip.reason) <= 60 else skip.reason[:57] + "..." for skip, _ in self.listed)
+        counts = Counter(
+            skip.reason if len(skip.reason) <= 60 else skip.reason[:57] + "..." for skip, _entry in self.listed
+        )
         reasons = "; ".join(f"{n}x {reason}" for reason, n in counts.most_common())
         listed = f"{len(self.listed)} listed" + (f" ({reasons})" if reasons else "")
         tr.write_line(

@@ -88,7 +88,7 @@ def broken_links(document: Path, root: Path = ROOT) -> list[str]:
     for target in links(document):
         if not target or SCHEME.match(target):
             continue
-        path_part, _, fragment = target.partition("#")
+        path_part, _hash, fragment = target.partition("#")
         resolved = (document.parent / path_part).resolve() if path_part else document
         if not resolved.exists():
             problems.append(f"{target}: no such file")
@@ -178,7 +178,7 @@ def test_fact_table_names_functions_that_exist():
     rows = table_rows(DEVELOPING.read_text(), "| fact | the one function | used by |")
     assert len(rows) > 10
     problems = []
-    for fact, where, *_ in rows:
+    for fact, where, *_used_by in rows:
         outside = re.sub(r"\([^)]*\)", "", where)
         spans = re.findall(r"`([^`]+)`", outside)
         path = ROOT / "plugins" / spans[0]

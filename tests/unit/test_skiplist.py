@@ -233,7 +233,7 @@ def test_the_checked_in_list_names_existing_tests():
     assert entries
     for item in entries:
         assert item.why.strip() and "\n" not in item.why, item.nodeid
-        path, _, name = item.nodeid.partition("::")
+        path, _sep, name = item.nodeid.partition("::")
         assert (ROOT / path).is_file(), item.nodeid
         if name and "*" not in name and "?" not in name:
             assert f"def {name.split('[')[0]}(" in (ROOT / path).read_text(), item.nodeid

@@ -39,7 +39,7 @@ def render_env(values, header=ENV_HEADER):
 
 
 def new_secret(length):
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_ALPHABET) for _position in range(length))
 
 
 def resolve_secrets(definitions, kept, generate):
