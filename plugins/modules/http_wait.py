@@ -25,6 +25,15 @@ options:
     description: The http or https URL to request.
     type: str
     required: true
+  then_urls:
+    description:
+      - Further URLs waited for in the same execution once O(url) is ready, one after the other,
+        with the same O(method), O(status_code), O(headers), TLS options and O(timeout) (one
+        deadline for all); O(body_regex) and O(json_query) apply to O(url) only.
+      - A role waiting for a backend and then a frontend costs one round trip to the host.
+    type: list
+    elements: str
+    default: []
   method:
     description: HTTP method.
     type: str
@@ -104,6 +113,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+then:
+  description: Per URL of O(then_urls), its C(url), C(status), C(elapsed) and C(attempts).
+  returned: always
+  type: list
+  elements: dict
 url:
   description: The URL requested.
   returned: always
@@ -199,9 +213,9 @@ def describe_error(exc):
 
 
 class HttpProbe:
-    def __init__(self, module, deadline):
+    def __init__(self, module, deadline, params=None):
         self.module = module
-        self.params = module.params
+        self.params = params or module.params
         self.deadline = deadline
         self.regex = re.compile(self.params["body_regex"]) if self.params["body_regex"] else None
         self.query = jmespath.compile(self.params["json_query"]) if self.params["json_query"] else None
@@ -262,15 +276,16 @@ class HttpProbe:
 def validate(module):
     p = module.params
     errors = validate_poll_params(p)
-    parts = urlsplit(p["url"] or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.append("url must be an absolute http:// or https:// URL with a host, got %r" % (p["url"],))
-    else:
+    for name, url in [("url", p["url"])] + [("then_urls", url) for url in p["then_urls"]]:
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors.append("%s must be an absolute http:// or https:// URL with a host, got %r" % (name, url))
+            continue
         try:
             if parts.port == 0:
-                errors.append("url has port 0: %r" % (p["url"],))
+                errors.append("%s has port 0: %r" % (name, url))
         except ValueError:
-            errors.append("url has an invalid port: %r" % (p["url"],))
+            errors.append("%s has an invalid port: %r" % (name, url))
     if p["request_timeout"] <= 0:
         errors.append("request_timeout must be a positive number of seconds, got %r" % (p["request_timeout"],))
     if not p["status_code"]:
@@ -305,6 +320,7 @@ def validate(module):
 def main():
     argument_spec = dict(
         url=dict(type="str", required=True),
+        then_urls=dict(type="list", elements="str", default=[]),
         method=dict(type="str", default="GET"),
         status_code=dict(type="list", elements="int", default=[200]),
         body_regex=dict(type="str"),
@@ -329,7 +345,7 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors), url=p["url"])
     if module.check_mode:
-        module.exit_json(**check_mode_result(url=p["url"], status=None, json=None, last_error=None))
+        module.exit_json(**check_mode_result(url=p["url"], status=None, json=None, last_error=None, then=[]))
     if p["json_query"] and not HAS_JMESPATH:
         module.fail_json(msg=missing_required_lib("jmespath (python3-jmespath)"), exception=JMESPATH_IMPORT_ERROR)
 
@@ -345,6 +361,7 @@ def main():
         elapsed=round(outcome.elapsed, 3),
         attempts=outcome.attempts,
         last_error=outcome.message or None,
+        then=[],
     )
     if not outcome.ready:
         module.fail_json(
@@ -352,6 +369,20 @@ def main():
             % (p["url"], p["timeout"], outcome.attempts, outcome.message),
             **result,
         )
+    for url in p["then_urls"]:
+        params = dict(p, url=url, body_regex=None, json_query=None)
+        remaining = max(deadline.remaining(), 0.0)
+        step = poll(HttpProbe(module, deadline, params), remaining, p["interval"], p["backoff"], p["max_interval"])
+        seen = step.observation
+        result["then"].append(
+            dict(url=url, status=seen.get("status", -1), elapsed=round(step.elapsed, 3), attempts=step.attempts)
+        )
+        if not step.ready:
+            module.fail_json(
+                msg="%s did not become ready within %ss (after %s) after %d attempts: %s"
+                % (url, p["timeout"], p["url"], step.attempts, step.message),
+                **result,
+            )
     module.exit_json(**result)
 
 

@@ -185,6 +185,7 @@ def test_headers_are_sent_and_never_returned(run_module):
         (dict(url="http://127.0.0.1/", json_query="status =="), "json_query is not a valid JMESPath expression"),
         (dict(url="http://127.0.0.1/", ca_path="/nonexistent/ca.pem"), "ca_path /nonexistent/ca.pem cannot be read"),
         (dict(url="http://127.0.0.1/", client_key="/etc/hostname"), "client_key needs client_cert"),
+        (dict(url="http://127.0.0.1/", then_urls=["127.0.0.1:5001"]), "then_urls must be an absolute http://"),
     ],
 )
 def test_bad_arguments_fail_before_any_request(run_module, args, fragment):
@@ -203,3 +204,27 @@ def test_bad_arguments_fail_before_any_request(run_module, args, fragment):
 def test_check_mode_skips_the_wait(run_module):
     res = run_module("http_wait", dict(url=f"http://127.0.0.1:{free_port()}/", timeout=300), check_mode=True)
     assert res["_rc"] == 0 and res["skipped"] is True and res["changed"] is False and res["attempts"] == 0
+
+
+def test_then_urls_are_waited_for_in_the_same_run_and_named_when_late(run_module, pki, tls):
+    # The backend answers JSON at once; the frontend (another server) only after two 503s.
+    served = []
+
+    def frontend(_req):
+        served.append(_req)
+        return (200, {}, "<html>") if len(served) > 2 else (503, {}, "starting")
+
+    backend = lambda _r: (200, {"Content-Type": "application/json"}, {"status": "ok"})  # noqa: E731
+    with ServerThread(backend, tls) as api, ServerThread(frontend, tls) as web:
+        args = dict(url=api.url("/health"), json_query="status == 'ok'", then_urls=[web.url("/")], ca_path=pki["ca"])
+        res = run_module("http_wait", dict(args, timeout=30, **FAST))
+        assert res["_rc"] == 0 and res["attempts"] == 1, res
+        assert [(t["url"], t["status"], t["attempts"]) for t in res["then"]] == [(web.url("/"), 200, 3)]
+    with ServerThread(backend, tls) as api, ServerThread(lambda _r: (503, {}, "down"), tls) as web:
+        res = run_module(
+            "http_wait", dict(url=api.url("/"), then_urls=[web.url("/")], ca_path=pki["ca"], timeout=1, **FAST)
+        )
+    assert res["failed"] and res["msg"].startswith(
+        f"{web.url('/')} did not become ready within 1.0s (after {api.url('/')})"
+    )
+    assert res["then"][0]["status"] == 503
