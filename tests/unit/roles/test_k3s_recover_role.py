@@ -182,3 +182,36 @@ def test_the_switch_goes_on_without_asking(confirm_playbook):
     text = flat_output(run)
     assert run.returncode == 0, text[-2000:]
     assert "msg: confirmed" in text and "Type yes" not in text
+
+
+def test_an_include_of_the_validation_alone_sees_the_same_defaults(tmp_path):
+    """playbooks/status.yml includes tasks/validate.yml alone (public) and reads the recovery's
+    settings after it: the other roles' defaults come with that file."""
+    play = {
+        "name": "As playbooks/status.yml takes the recovery's settings",
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Take the paths and pins from the recovery's settings",
+                "ansible.builtin.include_role": {
+                    "name": "integr8scode.provision.k3s_recover",
+                    "tasks_from": "validate.yml",
+                    "public": True,
+                },
+            },
+            {
+                "name": "Print them",
+                "ansible.builtin.debug": {"msg": {key: "{{ " + var + " }}" for key, var in SETTINGS.items()}},
+            },
+        ],
+    }
+    path = write_playbook(tmp_path, yaml.safe_dump([play], sort_keys=False))
+    run = ansible_playbook(path, callback="ansible.posix.json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tasks = json.loads(run.stdout)["plays"][0]["tasks"]
+    assert [t["task"]["name"] for t in tasks if "integr8scode.provision.k3s :" in t["task"]["name"]] == []
+    found = tasks[-1]["hosts"]["localhost"]["msg"]
+    stack = defaults("stack")
+    assert found["stack_dir"] == stack["stack_dir"] and found["workers"] == stack["stack_kubeconfig_consumers"]
+    assert found["node_ip"] == defaults("k3s")["k3s_node_ip"]
