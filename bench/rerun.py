@@ -61,8 +61,8 @@ class Side:
             MOLECULE_EPHEMERAL_DIRECTORY=str(self.ephemeral),
             DOCKER_CONFIG=str(REPO / ".cache" / "docker"),
             PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-            ANSIBLE_CALLBACKS_ENABLED="",
         )
+        env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
         return env
 
     def molecule(self, *args):
