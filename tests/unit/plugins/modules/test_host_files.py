@@ -147,6 +147,21 @@ def test_a_controller_file_is_transferred_only_when_it_differs(tmp_path):
     assert checked["changed"] and not dest.exists(), checked
     first = _play(tmp_path, files)
     assert first["changed"] and first["files"][0]["reasons"] == ["missing"], first
+    # Content written by the first execution and a transfer in the second, two files of one
+    # basename: both reported, both written.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    mixed = [
+        dict(path=str(tmp_path / "a" / "__init__.py"), content="# a\n", mode="0644"),
+        dict(path=str(tmp_path / "b" / "__init__.py"), src=str(source), mode="0644"),
+        dict(path=str(tmp_path / "c" / "__init__.py"), src=str(source), mode="0644"),
+    ]
+    (tmp_path / "c").mkdir()
+    both = _play(tmp_path, mixed)
+    assert both["changed_paths"] == [entry["path"] for entry in mixed], both
+    assert [f["reasons"] for f in both["files"]] == [["missing"]] * 3
+    assert (tmp_path / "a" / "__init__.py").read_text() == "# a\n"
+    assert (tmp_path / "c" / "__init__.py").read_bytes() == source.read_bytes()
     assert dest.read_bytes() == source.read_bytes() and mode_of(dest) == 0o755
     second = _play(tmp_path, files)
     assert not second["changed"] and second["needs_src"] == [], second

@@ -214,7 +214,9 @@ def test_then_urls_are_waited_for_in_the_same_run_and_named_when_late(run_module
         served.append(_req)
         return (200, {}, "<html>") if len(served) > 2 else (503, {}, "starting")
 
-    backend = lambda _r: (200, {"Content-Type": "application/json"}, {"status": "ok"})  # noqa: E731
+    def backend(_req):
+        return 200, {"Content-Type": "application/json"}, {"status": "ok"}
+
     with ServerThread(backend, tls) as api, ServerThread(frontend, tls) as web:
         args = dict(url=api.url("/health"), json_query="status == 'ok'", then_urls=[web.url("/")], ca_path=pki["ca"])
         res = run_module("http_wait", dict(args, timeout=30, **FAST))
