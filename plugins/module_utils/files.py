@@ -165,6 +165,11 @@ def converge_entry(entry, check_mode, run_command, backup_local):
             with open(entry["remote_src"], "rb") as handle:
                 text = handle.read().decode("utf-8", "replace")
         except OSError as exc:
+            if entry.get("remote_src_optional"):
+                # Not there yet (k3s writes k3s.yaml at its first start): left for a later call.
+                outcome["reasons"] = ["remote_src %s missing" % entry["remote_src"]]
+                outcome["waiting"] = True
+                return outcome
             if not check_mode:
                 raise ValueError("cannot read remote_src %s: %s" % (entry["remote_src"], exc.strerror)) from None
             # Check mode on a bare host: an earlier task of a real run makes it (k3s writes k3s.yaml).

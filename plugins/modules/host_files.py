@@ -61,6 +61,13 @@ options:
           - A file on the host whose content this file must have (e.g. a copy of a kubeconfig).
           - Not shown in a diff.
         type: path
+      remote_src_optional:
+        description:
+          - A missing O(files[].remote_src) leaves the entry as it is (unchanged, listed in
+            RV(waiting)) instead of failing, for a file another program writes later (k3s writes
+            its k3s.yaml at its first start); the caller writes it with a later call.
+        type: bool
+        default: false
       target:
         description: The link's target (O(files[].state=link)).
         type: str
@@ -159,6 +166,11 @@ files:
     backup_file:
       description: The backup's path, when O(files[].backup) made one.
       type: str
+waiting:
+  description: The paths whose O(files[].remote_src_optional) source is missing (not written).
+  returned: always
+  type: list
+  elements: str
 needs_src:
   description: Internal (for the action plugin), the paths whose O(files[].src) must be transferred.
   returned: always
@@ -177,6 +189,7 @@ ENTRY_SPEC = dict(
     content=dict(type="str"),
     secret_content=dict(type="str", no_log=True),
     remote_src=dict(type="path"),
+    remote_src_optional=dict(type="bool", default=False),
     target=dict(type="str"),
     src=dict(type="path"),
     src_sha1=dict(type="str"),
@@ -241,8 +254,11 @@ def main():
             diffs.append(diff)
         results.append(outcome)
     needs_src = [r["path"] for r in results if r.pop("needs_src", False)]
+    waiting = [r["path"] for r in results if r.pop("waiting", False)]
     changed_paths = [r["path"] for r in results if r["changed"]]
-    result = dict(changed=bool(changed_paths), changed_paths=changed_paths, files=results, needs_src=needs_src)
+    result = dict(
+        changed=bool(changed_paths), changed_paths=changed_paths, files=results, needs_src=needs_src, waiting=waiting
+    )
     if diffs:
         result["diff"] = diffs
     module.exit_json(**result)

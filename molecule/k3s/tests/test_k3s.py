@@ -29,7 +29,7 @@ BUILD = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp/i8c-k3s-releas
 ARCHIVE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "airgap" / "busybox-standin.tar"
 IMAGES = "/var/lib/rancher/k3s/agent/images"
 # One host_files call writes the binary link, the image archives, the env file and the unit.
-WRITE_FILES = ROLE + "Write k3s's files (config dir, registries, binary link, images, env file, unit)"
+WRITE_FILES = ROLE + "Write k3s's files (config dir, registries, binary link, images, programs, env file, unit)"
 FETCHED = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "kubeconfig-k3s.yaml"
 
 

@@ -203,3 +203,17 @@ def test_a_missing_remote_src_is_a_change_in_check_mode_and_an_error_otherwise(r
     assert checked["changed"] and checked["files"][0]["reasons"] == [f"remote_src {tmp_path}/k3s.yaml missing"]
     real = run_module("host_files", {"files": files})
     assert real.get("failed") and f"cannot read remote_src {tmp_path}/k3s.yaml" in real["msg"], real
+
+
+def test_an_optional_remote_src_that_is_missing_waits(run_module, tmp_path):
+    files = [
+        dict(
+            path=str(tmp_path / "config"), remote_src=str(tmp_path / "k3s.yaml"), mode="0600", remote_src_optional=True
+        )
+    ]
+    result = run_module("host_files", {"files": files})
+    assert not result["changed"] and result["waiting"] == [str(tmp_path / "config")], result
+    assert not (tmp_path / "config").exists()
+    (tmp_path / "k3s.yaml").write_text("apiVersion: v1\n")
+    written = run_module("host_files", {"files": files})
+    assert written["changed_paths"] == [str(tmp_path / "config")] and written["waiting"] == []
