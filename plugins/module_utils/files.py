@@ -91,6 +91,36 @@ def _ids(owner, group):
     return uid, gid, missing
 
 
+# The shape of one desired file, directory or link (module host_files' option `files`, whose
+# argument spec this is); converge_entry reads it, file_entry fills its defaults for callers
+# that build entries in Python (compose_env_file).
+ENTRY_SPEC = dict(
+    path=dict(type="path", required=True),
+    state=dict(type="str", choices=["file", "directory", "link", "absent"], default="file"),
+    content=dict(type="str"),
+    secret_content=dict(type="str", no_log=True),
+    remote_src=dict(type="path"),
+    remote_src_optional=dict(type="bool", default=False),
+    target=dict(type="str"),
+    src=dict(type="path"),
+    src_sha1=dict(type="str"),
+    staged=dict(type="path"),
+    mode=dict(type="str"),
+    owner=dict(type="str", default="root"),
+    group=dict(type="str", default="root"),
+    validate=dict(type="str"),
+    backup=dict(type="bool", default=False),
+    diff=dict(type="bool", default=True),
+)
+
+
+def file_entry(path, **values):
+    """An entry as host_files' argument spec would complete it: ENTRY_SPEC's defaults, then ``values``."""
+    entry = dict((key, spec.get("default")) for key, spec in ENTRY_SPEC.items())
+    entry.update(values, path=path)
+    return entry
+
+
 def _id(name, lookup, kind, missing):
     """The numeric id of ``name`` (or ``name`` itself when numeric); None, noted in ``missing``, when
     there is no such user or group."""

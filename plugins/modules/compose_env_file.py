@@ -133,26 +133,7 @@ from ansible_collections.integr8scode.provision.plugins.module_utils.compose.env
     render_env,
     resolve_secrets,
 )
-from ansible_collections.integr8scode.provision.plugins.module_utils.files import converge_entry
-
-
-def _entry(path, **kwargs):
-    entry = dict(
-        path=path,
-        state="file",
-        content=None,
-        secret_content=None,
-        remote_src=None,
-        src_sha1=None,
-        mode="0600",
-        owner="root",
-        group="root",
-        validate=None,
-        backup=False,
-        diff=False,
-    )
-    entry.update(kwargs)
-    return entry
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import converge_entry, file_entry
 
 
 def main():
@@ -192,13 +173,15 @@ def main():
         keep = dict(kept)
         keep.update(generated)
         entries += [
-            _entry(os.path.dirname(p["secrets_file"]), state="directory", mode="0700"),
-            _entry(p["secrets_file"], secret_content=render_env(keep, SECRETS_HEADER)),
+            file_entry(os.path.dirname(p["secrets_file"]), state="directory", mode="0700"),
+            file_entry(p["secrets_file"], secret_content=render_env(keep, SECRETS_HEADER), mode="0600", diff=False),
         ]
     env = dict((key, str(value)) for key, value in p["env"].items())
     env.update(values)
     entries.append(
-        _entry(p["path"], secret_content=render_env(env), mode=p["mode"], owner=p["owner"], group=p["group"])
+        file_entry(
+            p["path"], secret_content=render_env(env), mode=p["mode"], owner=p["owner"], group=p["group"], diff=False
+        )
     )
     changed_paths = []
     for entry in entries:

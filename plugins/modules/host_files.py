@@ -181,26 +181,7 @@ needs_src:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.integr8scode.provision.plugins.module_utils.files import converge_entry
-
-ENTRY_SPEC = dict(
-    path=dict(type="path", required=True),
-    state=dict(type="str", choices=["file", "directory", "link", "absent"], default="file"),
-    content=dict(type="str"),
-    secret_content=dict(type="str", no_log=True),
-    remote_src=dict(type="path"),
-    remote_src_optional=dict(type="bool", default=False),
-    target=dict(type="str"),
-    src=dict(type="path"),
-    src_sha1=dict(type="str"),
-    staged=dict(type="path"),
-    mode=dict(type="str"),
-    owner=dict(type="str", default="root"),
-    group=dict(type="str", default="root"),
-    validate=dict(type="str"),
-    backup=dict(type="bool", default=False),
-    diff=dict(type="bool", default=True),
-)
+from ansible_collections.integr8scode.provision.plugins.module_utils.files import ENTRY_SPEC, converge_entry
 
 
 def entry_problem(entry):
